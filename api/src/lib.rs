@@ -1,0 +1,1 @@
+//! flexiapi-api (in progress)

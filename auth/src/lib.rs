@@ -1,0 +1,1 @@
+//! flexiapi-auth (in progress)

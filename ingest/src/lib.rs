@@ -1,0 +1,1 @@
+//! flexiapi-ingest (in progress)
