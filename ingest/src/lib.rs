@@ -1,1 +1,3 @@
-//! flexiapi-ingest (in progress)
+//! Statistics ingest: FlexiAPI-compatible endpoints fed by Flexisip servers.
+
+pub mod event;
