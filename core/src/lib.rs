@@ -10,6 +10,8 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod model;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 pub mod transport;
 
