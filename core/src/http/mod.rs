@@ -8,6 +8,7 @@
 
 pub mod context;
 pub mod error;
+pub mod fallback;
 pub mod locale;
 pub mod pagination;
 pub mod validation;
