@@ -70,6 +70,7 @@ async fn start(database_url: &str, public_key: &std::path::Path, dir: tempfile::
         .env("FLEXIAPI_DATABASE_URL", database_url)
         .env("FLEXIAPI_LISTEN", format!("127.0.0.1:{port}"))
         .env("FLEXIAPI_JWT_PUBLIC_KEY_PATH", public_key)
+        .env("FLEXIAPI_AUTH_CACHE_TTL_MS", "300")
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();
@@ -225,10 +226,10 @@ async fn end_to_end(engine: Engine) {
     let response = get(&[("Authorization", format!("Bearer {stranger}"))]).await.unwrap();
     assert_eq!(response.status(), 403);
 
-    // Blocked accounts are refused once the credential cache has expired (5 s by default).
+    // Blocked accounts are refused once the credential cache (300 ms here) has expired.
     with_db!(&test_db.db, pool => sqlx::query("UPDATE accounts SET blocked = TRUE WHERE id = $1")
         .bind(account.id).execute(pool).await).unwrap();
-    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let response = get(&[("x-api-key", key.clone())]).await.unwrap();
     assert_eq!(response.status(), 403);
     assert!(response.text().await.unwrap().contains("Account blocked"));
