@@ -8,7 +8,7 @@ use flexiapi_core::http::HttpError;
 pub enum ApiError {
     /// An answer in upstream's shape (validation 422, 403, 404…), sent as is.
     #[error(transparent)]
-    Http(#[from] HttpError),
+    Http(Box<HttpError>),
     /// The database failed: 500 `Server Error`, cause logged.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
@@ -24,9 +24,15 @@ impl ApiError {
     /// The HTTP answer of this error.
     pub fn into_http(self) -> HttpError {
         match self {
-            ApiError::Http(error) => error,
+            ApiError::Http(error) => *error,
             other => HttpError::internal(other),
         }
+    }
+}
+
+impl From<HttpError> for ApiError {
+    fn from(error: HttpError) -> Self {
+        ApiError::Http(Box::new(error))
     }
 }
 

@@ -42,7 +42,7 @@ struct RelationRow {
 }
 
 const RELATIONS_SQL: &str = "\
-SELECT 'provisioning' AS kind, p.id AS n, p.token AS a, NULL AS b, NULL AS c, NULL AS d, p.created_at AS t, NULL AS u \
+SELECT 'provisioning' AS kind, p.id AS n, p.token AS a, NULL AS b, NULL AS c, NULL AS d, p.created_at AS t, CAST(NULL AS TIMESTAMP) AS u \
   FROM (SELECT id, token, created_at FROM provisioning_tokens WHERE account_id = $1 AND used = FALSE ORDER BY id DESC LIMIT 1) p \
 UNION ALL SELECT 'dictionary', id, key, value, NULL, NULL, NULL, NULL FROM account_dictionary_entries WHERE account_id = $1 \
 UNION ALL SELECT 'password', id, algorithm, NULL, NULL, NULL, NULL, NULL FROM passwords WHERE account_id = $1 \
