@@ -85,6 +85,9 @@ pub struct Config {
     pub coturn: CoturnConfig,
     /// `secure` attribute of the `x-api-key` cookie: None = when the request came over HTTPS (`SESSION_SECURE_COOKIE`).
     pub session_secure_cookie: Option<bool>,
+    /// Failed authentications tolerated per client IP and minute before 429; 0 disables
+    /// (`FLEXIAPI_AUTH_FAILURE_LIMIT_PER_MINUTE`).
+    pub auth_failure_limit_per_minute: u32,
     /// Statistics ingest tuning.
     pub ingest: IngestConfig,
 }
@@ -435,6 +438,7 @@ impl Config {
                 session_ttl_minutes: source.parsed("COTURN_SESSION_TTL_MINUTES", 1440)?,
             },
             session_secure_cookie: source.optional_boolean("SESSION_SECURE_COOKIE")?,
+            auth_failure_limit_per_minute: source.parsed("FLEXIAPI_AUTH_FAILURE_LIMIT_PER_MINUTE", 120)?,
             ingest,
         })
     }
