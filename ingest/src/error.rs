@@ -1,0 +1,43 @@
+//! The one error type of the ingest crate, mapped once to upstream's HTTP answers.
+
+use axum::response::{IntoResponse, Response};
+use flexiapi_core::http::HttpError;
+use http::StatusCode;
+
+/// Why an event could not be appended or a listing read.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The database failed (not a bad request: those are [`crate::Outcome`]s).
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The writer stayed full for the whole enqueue timeout (last resort, counted in metrics).
+    #[error("the event log is saturated")]
+    Saturated,
+    /// The log is shutting down or its writer stopped.
+    #[error("the event log is closed")]
+    Closed,
+    /// The log backend (Kafka, ClickHouse…) failed.
+    #[error("event log backend: {0}")]
+    Backend(String),
+    /// The ingest could not be set up.
+    #[error("ingest setup: {0}")]
+    Setup(String),
+}
+
+impl IngestError {
+    /// The HTTP answer: 503 when the log cannot take the event now, 500 otherwise (cause logged, not sent).
+    pub fn into_http(self) -> HttpError {
+        match self {
+            IngestError::Saturated | IngestError::Closed => {
+                HttpError::message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+            }
+            other => HttpError::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        self.into_http().into_response()
+    }
+}

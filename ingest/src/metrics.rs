@@ -1,0 +1,25 @@
+//! Names of the ingest's Prometheus metrics (the binary installs the recorder and serves `/metrics`).
+
+/// Counter: statistics requests answered, labels `route` (route template) and `status`.
+pub const REQUESTS: &str = "flexiapi_ingest_requests_total";
+/// Counter: events made durable, label `kind` (event kind).
+pub const EVENTS_APPENDED: &str = "flexiapi_ingest_events_appended_total";
+/// Histogram: events per group-commit transaction.
+pub const BATCH_SIZE: &str = "flexiapi_ingest_batch_size";
+/// Histogram: seconds one group-commit transaction took (begin → commit).
+pub const STORE_SECONDS: &str = "flexiapi_ingest_store_seconds";
+/// Gauge: events waiting for the writer.
+pub const QUEUE_DEPTH: &str = "flexiapi_ingest_queue_depth";
+/// Counter: requests refused with 503 because the writer stayed full for the whole enqueue timeout.
+pub const REJECTED: &str = "flexiapi_ingest_rejected_total";
+/// Counter: requests that had to wait for room in the writer queue.
+pub const ENQUEUE_WAITS: &str = "flexiapi_ingest_enqueue_waits_total";
+/// Counter: updates that arrived before their parent and were kept (label `kind`).
+pub const PENDING_KEPT: &str = "flexiapi_ingest_pending_kept_total";
+/// Counter: kept updates applied once their parent arrived.
+pub const PENDING_APPLIED: &str = "flexiapi_ingest_pending_applied_total";
+
+/// Records one answered request.
+pub fn request(route: &'static str, status: u16) {
+    metrics::counter!(REQUESTS, "route" => route, "status" => status.to_string()).increment(1);
+}
