@@ -315,7 +315,10 @@ impl Config {
             });
         }
         for (name, url) in [
-            ("FLEXIAPI_CLICKHOUSE_URL", source.get("FLEXIAPI_CLICKHOUSE_URL")),
+            (
+                "FLEXIAPI_CLICKHOUSE_URL",
+                source.get("FLEXIAPI_CLICKHOUSE_URL"),
+            ),
             ("FLEXIAPI_SMS_URL", source.get("FLEXIAPI_SMS_URL")),
         ] {
             if let Some(url) = url {
@@ -408,14 +411,18 @@ impl Config {
                 .unwrap_or_else(|| "flexiapi".to_owned()),
             clickhouse_user: source.string("FLEXIAPI_CLICKHOUSE_USER"),
             clickhouse_password: source.string("FLEXIAPI_CLICKHOUSE_PASSWORD"),
-            jwt_public_key_path: source.string("FLEXIAPI_JWT_PUBLIC_KEY_PATH").map(PathBuf::from),
+            jwt_public_key_path: source
+                .string("FLEXIAPI_JWT_PUBLIC_KEY_PATH")
+                .map(PathBuf::from),
             jwt_sip_identifier: source
                 .string("JWT_SIP_IDENTIFIER")
                 .unwrap_or_else(|| "sip_identity".to_owned()),
             account_authentication_bearer: source.string("ACCOUNT_AUTHENTICATION_BEARER"),
             tls_cert,
             tls_key,
-            root_host: source.string("APP_ROOT_HOST").map(|h| h.to_ascii_lowercase()),
+            root_host: source
+                .string("APP_ROOT_HOST")
+                .map(|h| h.to_ascii_lowercase()),
             limits,
             mail: MailConfig {
                 host: source.string("MAIL_HOST"),
@@ -438,7 +445,8 @@ impl Config {
                 session_ttl_minutes: source.parsed("COTURN_SESSION_TTL_MINUTES", 1440)?,
             },
             session_secure_cookie: source.optional_boolean("SESSION_SECURE_COOKIE")?,
-            auth_failure_limit_per_minute: source.parsed("FLEXIAPI_AUTH_FAILURE_LIMIT_PER_MINUTE", 120)?,
+            auth_failure_limit_per_minute: source
+                .parsed("FLEXIAPI_AUTH_FAILURE_LIMIT_PER_MINUTE", 120)?,
             ingest,
         })
     }
@@ -467,8 +475,16 @@ mod tests {
         assert_eq!(config.database_url, "sqlite://./data/flexiapi.db");
         assert_eq!(config.limits.api_key_expiration_minutes, 60);
         assert_eq!(config.limits.email_change_code_expiration_minutes, 10);
-        assert_eq!(config.limits.reset_password_email_token_expiration_minutes, 1440);
-        assert_eq!(config.limits.blocking_amount_events_authorized_during_period, 5);
+        assert_eq!(
+            config.limits.reset_password_email_token_expiration_minutes,
+            1440
+        );
+        assert_eq!(
+            config
+                .limits
+                .blocking_amount_events_authorized_during_period,
+            5
+        );
         assert_eq!(config.limits.account_recovery_token_retry_minutes, None);
         assert_eq!(config.coturn.session_ttl_minutes, 1440);
         assert!(!config.scale_mode());

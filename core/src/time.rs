@@ -39,7 +39,10 @@ pub mod serde_laravel_option {
     use serde::Serializer;
 
     /// Serialises as `YYYY-MM-DDTHH:MM:SS.000000Z` or `null`.
-    pub fn serialize<S: Serializer>(value: &Option<NaiveDateTime>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        value: &Option<NaiveDateTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match value {
             Some(v) => s.serialize_str(&super::laravel(v)),
             None => s.serialize_none(),

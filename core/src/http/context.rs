@@ -168,7 +168,10 @@ mod tests {
 
     #[test]
     fn ports_are_stripped() {
-        assert_eq!(strip_port("Flexiapi.Example.org:443"), "flexiapi.example.org");
+        assert_eq!(
+            strip_port("Flexiapi.Example.org:443"),
+            "flexiapi.example.org"
+        );
         assert_eq!(strip_port("example.org"), "example.org");
         assert_eq!(strip_port("[::1]:8080"), "[::1]");
         assert_eq!(strip_port("127.0.0.1:80"), "127.0.0.1");

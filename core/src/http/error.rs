@@ -187,7 +187,13 @@ mod tests {
         assert_eq!(status, 401);
         assert_eq!(body, "Invalid API Key");
         assert_eq!(headers[CONTENT_TYPE], TEXT_HTML);
-        assert_eq!(headers.get_all(http::header::WWW_AUTHENTICATE).iter().count(), 2);
+        assert_eq!(
+            headers
+                .get_all(http::header::WWW_AUTHENTICATE)
+                .iter()
+                .count(),
+            2
+        );
 
         let (status, body, _) = body_of(HttpError::internal("secret detail").into_response()).await;
         assert_eq!(status, 500);

@@ -43,7 +43,9 @@ pub async fn method_not_allowed(request: Request, next: Next) -> Response {
         .to_owned();
     let mut error = HttpError::message(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("The {method} method is not supported for route {path}. Supported methods: {allowed}."),
+        format!(
+            "The {method} method is not supported for route {path}. Supported methods: {allowed}."
+        ),
     )
     .into_response();
     if let Ok(value) = http::HeaderValue::from_str(&allowed) {
@@ -68,7 +70,11 @@ mod tests {
         );
         let response = app
             .clone()
-            .oneshot(Request::get("/api/statistics/calls").body(Body::empty()).unwrap())
+            .oneshot(
+                Request::get("/api/statistics/calls")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(response.status(), 405);

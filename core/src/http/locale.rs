@@ -55,7 +55,10 @@ mod tests {
         assert_eq!(Locale::from_accept_language("fr"), Locale::Fr);
         assert_eq!(Locale::from_accept_language("fr-FR,fr;q=0.9"), Locale::Fr);
         assert_eq!(Locale::from_accept_language("de"), Locale::En);
-        assert_eq!(Locale::from_accept_language("en;q=0.4, fr;q=0.8"), Locale::Fr);
+        assert_eq!(
+            Locale::from_accept_language("en;q=0.4, fr;q=0.8"),
+            Locale::Fr
+        );
         assert_eq!(Locale::from_accept_language("fr;q=0.2, en"), Locale::En);
         assert_eq!(Locale::from_accept_language(""), Locale::En);
     }

@@ -41,7 +41,9 @@ pub fn paginate(
     let mut links = vec![json!({"url": previous_url, "label": previous_label, "active": false})];
     for element in window(page, last_page) {
         match element {
-            Some(p) => links.push(json!({"url": url(p), "label": p.to_string(), "active": p == page})),
+            Some(p) => {
+                links.push(json!({"url": url(p), "label": p.to_string(), "active": p == page}))
+            }
             None => links.push(json!({"url": null, "label": "...", "active": false})),
         }
     }

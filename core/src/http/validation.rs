@@ -201,7 +201,10 @@ impl<'a> Field<'_, 'a> {
 
     /// `required_with:other`: required when `other` is present and not null.
     pub fn required_with(mut self, other: &str) -> Self {
-        let other_present = !matches!(lookup(self.validator.input, other), None | Some(Value::Null));
+        let other_present = !matches!(
+            lookup(self.validator.input, other),
+            None | Some(Value::Null)
+        );
         let missing = matches!(self.presence, Presence::Absent { .. } | Presence::Null);
         if !self.stopped && other_present && missing {
             let other_name = attribute_name(other, self.validator.locale);
@@ -420,9 +423,7 @@ impl Rule {
             (Rule::In, Locale::En) => "The selected :attribute is invalid.",
             (Rule::In, Locale::Fr) => "Le champ :attribute est invalide.",
             (Rule::Email, Locale::En) => "The :attribute must be a valid email address.",
-            (Rule::Email, Locale::Fr) => {
-                "Le champ :attribute doit être une adresse email valide."
-            }
+            (Rule::Email, Locale::Fr) => "Le champ :attribute doit être une adresse email valide.",
         }
     }
 }
@@ -514,17 +515,18 @@ fn is_email(text: &str) -> bool {
         && local.len() <= 64
         && !local.contains(char::is_whitespace)
         && !local.contains('@');
-    let domain_ok = if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
-        !literal.is_empty()
-    } else {
-        !domain.is_empty()
-            && domain.split('.').all(|label| {
-                !label.is_empty()
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label.chars().all(|c| c.is_alphanumeric() || c == '-')
-            })
-    };
+    let domain_ok =
+        if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+            !literal.is_empty()
+        } else {
+            !domain.is_empty()
+                && domain.split('.').all(|label| {
+                    !label.is_empty()
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+                })
+        };
     local_ok && domain_ok
 }
 
@@ -589,7 +591,10 @@ mod tests {
         let body = errors.to_json();
         assert_eq!(
             body["errors"]["d"],
-            json!(["The d must be a string.", "The d may not be greater than 3."])
+            json!([
+                "The d must be a string.",
+                "The d may not be greater than 3."
+            ])
         );
         assert_eq!(
             body["errors"]["e.state"][0],

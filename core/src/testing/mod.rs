@@ -16,6 +16,9 @@ use tower::ServiceExt;
 use crate::db::Db;
 use crate::http::Peer;
 
+pub mod h2;
+pub mod tls;
+
 /// A migrated database that lives as long as the value.
 pub struct TestDb {
     /// The pool.
@@ -58,7 +61,9 @@ impl TestDb {
     pub async fn postgres() -> TestDb {
         let admin_url = postgres_admin_url();
         let name = format!("flexiapi_test_{}", uuid_like());
-        let admin = Db::connect(&admin_url, 1).await.expect("connect to the test PostgreSQL");
+        let admin = Db::connect(&admin_url, 1)
+            .await
+            .expect("connect to the test PostgreSQL");
         if let Db::Postgres(pool) = &admin {
             sqlx::query(&format!("CREATE DATABASE {name}"))
                 .execute(pool)
@@ -67,7 +72,9 @@ impl TestDb {
         }
         admin.close().await;
         let url = replace_database(&admin_url, &name);
-        let db = Db::connect(&url, 4).await.expect("connect to the test database");
+        let db = Db::connect(&url, 4)
+            .await
+            .expect("connect to the test database");
         db.migrate().await.expect("migrate postgres");
         TestDb {
             db,
@@ -178,7 +185,10 @@ pub fn json_request(method: &str, host: &str, path: &str) -> http::request::Buil
 }
 
 /// Finishes a [`json_request`] builder with a JSON body (or none).
-pub fn with_json(builder: http::request::Builder, body: Option<&serde_json::Value>) -> Request<Body> {
+pub fn with_json(
+    builder: http::request::Builder,
+    body: Option<&serde_json::Value>,
+) -> Request<Body> {
     let body = body.map_or_else(Body::empty, |v| Body::from(v.to_string()));
     builder.body(body).expect("request")
 }
@@ -197,6 +207,9 @@ mod tests {
             replace_database("postgres://u@127.0.0.1:5/postgres?sslmode=disable", "x"),
             "postgres://u@127.0.0.1:5/x?sslmode=disable"
         );
-        assert_eq!(replace_database("postgres://u@h:5", "x"), "postgres://u@h:5/x");
+        assert_eq!(
+            replace_database("postgres://u@h:5", "x"),
+            "postgres://u@h:5/x"
+        );
     }
 }

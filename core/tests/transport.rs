@@ -1,0 +1,243 @@
+//! The transport over real sockets: HTTP/2 over TLS with the raw device paths Flexisip sends, several streams
+//! on one connection, CONTINUATION frames, HTTP/1.1 keep-alive with pipelining, h2c, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{Path, Request};
+use axum::routing::{get, patch};
+use axum::Router;
+use flexiapi_core::http::Peer;
+use flexiapi_core::testing::h2::RawH2;
+use flexiapi_core::testing::tls::TestCertificate;
+use flexiapi_core::transport;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+const DEVICE: &str = r#""<urn:uuid:5d2c8f1e-7a1b-4c3d-9e8f-0a1b2c3d4e5f>""#;
+const CALL: &str = "593429aa242484dd4ecf9392fa7fbb6c793cc88f840d1370be957862c9ec81ef";
+
+fn app() -> Router {
+    app_with(None)
+}
+
+/// The test router; `/slow` reports on `started` when it begins.
+fn app_with(started: Option<tokio::sync::mpsc::UnboundedSender<()>>) -> Router {
+    Router::new()
+        .route(
+            "/api/stats/calls/{call}/devices/{device}",
+            patch(
+                |Path((call, device)): Path<(String, String)>, body: String| async move {
+                    format!("{call}|{device}|{}", body.len())
+                },
+            ),
+        )
+        .route(
+            "/peer",
+            get(|request: Request| async move {
+                let peer = request.extensions().get::<Peer>().copied().unwrap();
+                format!("{}", peer.secure)
+            }),
+        )
+        .route(
+            "/slow",
+            get(move || async move {
+                if let Some(started) = started {
+                    let _ = started.send(());
+                }
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                "slow done"
+            }),
+        )
+        .route(
+            "/header",
+            get(|request: Request| async move {
+                request
+                    .headers()
+                    .get("x-big")
+                    .map_or(0, |v| v.len())
+                    .to_string()
+            }),
+        )
+}
+
+struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn start(tls: Option<&TestCertificate>) -> Running {
+    start_app(tls, app()).await
+}
+
+async fn start_app(tls: Option<&TestCertificate>, app: Router) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = tls.map(|c| transport::load_tls(&c.cert_path, &c.key_path).unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(transport::serve(listener, config, app, async {
+        let _ = stopped.await;
+    }));
+    Running {
+        addr,
+        stop: Some(stop),
+        done,
+    }
+}
+
+fn device_path() -> Vec<u8> {
+    format!("/api/stats/calls/{CALL}/devices/{DEVICE}").into_bytes()
+}
+
+#[tokio::test]
+async fn http2_over_tls_accepts_raw_device_ids() {
+    let certificate = TestCertificate::generate();
+    let server = start(Some(&certificate)).await;
+    let tls = certificate.connect(server.addr, &[b"h2"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let mut client = RawH2::handshake(tls).await.unwrap();
+    let headers = [
+        ("accept", "application/json"),
+        ("content-type", "application/json"),
+    ];
+
+    // Many streams in flight at once on one connection; the client's HPACK table is reused between them.
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(
+            client
+                .send(
+                    "PATCH",
+                    "localhost",
+                    &device_path(),
+                    &headers,
+                    br#"{"rang_at":"2026-08-20T10:00:02Z"}"#,
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    for id in ids {
+        let response = client.response(id).await.unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.text(), format!("{CALL}|{DEVICE}|34"));
+    }
+    // A header block larger than one frame arrives through CONTINUATION frames.
+    let big = "b".repeat(40_000);
+    let response = client
+        .request("GET", "localhost", b"/header", &[("x-big", &big)], b"")
+        .await
+        .unwrap();
+    assert_eq!(response.text(), "40000");
+    let response = client
+        .request("GET", "localhost", b"/peer", &[], b"")
+        .await
+        .unwrap();
+    assert_eq!(response.text(), "true");
+    assert!(!client.saw_goaway());
+}
+
+#[tokio::test]
+async fn cleartext_http2_with_prior_knowledge() {
+    let server = start(None).await;
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let mut client = RawH2::handshake(tcp).await.unwrap();
+    let response = client
+        .request("PATCH", "localhost:8080", &device_path(), &[], b"{}")
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), format!("{CALL}|{DEVICE}|2"));
+    let response = client
+        .request("GET", "localhost", b"/peer", &[], b"")
+        .await
+        .unwrap();
+    assert_eq!(response.text(), "false");
+}
+
+#[tokio::test]
+async fn http1_keep_alive_pipelined_raw_paths() {
+    let certificate = TestCertificate::generate();
+    let tls_server = start(Some(&certificate)).await;
+    let plain_server = start(None).await;
+    for secure in [false, true] {
+        let server = if secure { &tls_server } else { &plain_server };
+        let request = format!(
+            "PATCH /api/stats/calls/{CALL}/devices/{DEVICE} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 12\r\n\r\n{{\"a\":\"<>\"}}\r\nGET /peer HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        );
+        let mut answer = Vec::new();
+        if secure {
+            let mut tls = certificate.connect(server.addr, &[b"http/1.1"]).await;
+            tls.write_all(request.as_bytes()).await.unwrap();
+            read_two_responses(&mut tls, &mut answer).await;
+        } else {
+            let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+            tcp.write_all(request.as_bytes()).await.unwrap();
+            read_two_responses(&mut tcp, &mut answer).await;
+        }
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(text.contains(&format!("{CALL}|{DEVICE}|12")), "{text}");
+        assert!(text.ends_with(&format!("{secure}")), "{text}");
+    }
+}
+
+async fn read_two_responses<S: tokio::io::AsyncRead + Unpin>(stream: &mut S, answer: &mut Vec<u8>) {
+    let mut buffer = [0u8; 4096];
+    while String::from_utf8_lossy(answer)
+        .matches("HTTP/1.1 200")
+        .count()
+        < 2
+        || !(answer.ends_with(b"true") || answer.ends_with(b"false"))
+    {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+            .await
+            .expect("answer in time")
+            .unwrap();
+        assert!(
+            n > 0,
+            "connection closed early: {}",
+            String::from_utf8_lossy(answer)
+        );
+        answer.extend_from_slice(&buffer[..n]);
+    }
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_streams_before_goaway() {
+    let certificate = TestCertificate::generate();
+    let (started_sender, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let mut server = start_app(Some(&certificate), app_with(Some(started_sender))).await;
+    let tls = certificate.connect(server.addr, &[b"h2"]).await;
+    let mut client = RawH2::handshake(tls).await.unwrap();
+    // Warm the connection, then start a slow request and ask the server to stop while it runs.
+    assert_eq!(
+        client
+            .request("GET", "localhost", b"/peer", &[], b"")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    let id = client
+        .send("GET", "localhost", b"/slow", &[], b"")
+        .await
+        .unwrap();
+    started.recv().await.unwrap();
+    server.stop.take().unwrap().send(()).unwrap();
+    let response = client
+        .response(id)
+        .await
+        .expect("the in-flight stream completes");
+    assert_eq!(response.text(), "slow done");
+    assert!(!client.saw_goaway(), "no GOAWAY while the stream was open");
+    // The listener is closed: new connections are refused.
+    tokio::time::timeout(Duration::from_secs(10), server.done)
+        .await
+        .expect("server stops")
+        .unwrap()
+        .unwrap();
+    assert!(TcpStream::connect(server.addr).await.is_err());
+}
