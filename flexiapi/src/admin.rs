@@ -85,7 +85,7 @@ pub async fn create_admin(
         Some(account) => {
             with_db!(&db, pool => sqlx::query(
                 "UPDATE accounts SET admin = TRUE, activated = TRUE, blocked = FALSE, updated_at = $2 WHERE id = $1")
-                .bind(account.id).bind(now).execute(pool).await)?;
+                .bind(account.id).bind(now).execute(pool).await.map(|_| ()))?;
             account
         }
         None => {
