@@ -228,7 +228,7 @@ async fn end_to_end(engine: Engine) {
 
     // Blocked accounts are refused once the credential cache (300 ms here) has expired.
     with_db!(&test_db.db, pool => sqlx::query("UPDATE accounts SET blocked = TRUE WHERE id = $1")
-        .bind(account.id).execute(pool).await).unwrap();
+        .bind(account.id).execute(pool).await.map(|_| ())).unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
     let response = get(&[("x-api-key", key.clone())]).await.unwrap();
     assert_eq!(response.status(), 403);
