@@ -18,3 +18,55 @@ pub mod metrics;
 
 pub use error::IngestError;
 pub use log::{EventLog, Outcome, Page, StatsReader};
+
+pub mod date;
+pub mod input;
+pub mod routes;
+pub mod store;
+
+use std::sync::Arc;
+
+use flexiapi_auth::Authenticator;
+use flexiapi_core::{Config, Db};
+
+/// The statistics ingest of one process: its event log, its reader and its routes.
+pub struct Ingest {
+    state: routes::IngestState,
+}
+
+impl Ingest {
+    /// Starts the ingest on the embedded store (the account database).
+    pub async fn start(db: Db, config: &Config, auth: Arc<Authenticator>) -> Result<Ingest, IngestError> {
+        let store = Arc::new(store::Embedded::start(db.clone(), config));
+        Ok(Self::with(store.clone(), store, db, config, auth))
+    }
+
+    /// Builds the ingest over any log and reader (scale mode plugs its own here).
+    pub fn with(
+        log: Arc<dyn EventLog>,
+        reader: Arc<dyn StatsReader>,
+        db: Db,
+        config: &Config,
+        auth: Arc<Authenticator>,
+    ) -> Ingest {
+        Ingest {
+            state: routes::IngestState {
+                log,
+                reader,
+                auth,
+                db,
+                max_body_bytes: config.ingest.max_body_bytes,
+            },
+        }
+    }
+
+    /// Every statistics route with its full path; merge it under the request-Space middleware.
+    pub fn router(&self) -> axum::Router {
+        routes::router(self.state.clone())
+    }
+
+    /// Stops taking events and waits until every accepted one is durable.
+    pub async fn shutdown(self) {
+        self.state.log.shutdown().await;
+    }
+}

@@ -1,0 +1,238 @@
+//! The embedded store (default mode): events go to the account database through a group-commit writer.
+//!
+//! Requests put their event in a bounded queue and wait for its outcome. One writer task takes everything
+//! queued (up to `FLEXIAPI_INGEST_BATCH_MAX`), applies it in one transaction, commits, then answers every
+//! request of the batch — so a reply always means "committed", and the cost of a commit (an fsync on
+//! SQLite) is shared by every request that arrived meanwhile. When the queue is full, requests wait for room
+//! (bounded memory) up to `FLEXIAPI_INGEST_ENQUEUE_TIMEOUT_MS`; only then do they get a 503 (counted).
+//! A batch that fails is replayed one event per transaction, so one bad event never fails its neighbours.
+
+mod json;
+pub mod sql;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+use flexiapi_core::{time, Config, Db};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::error::IngestError;
+use crate::event::{Event, Identity};
+use crate::log::{BoxFuture, EventLog, Outcome, Page, StatsReader};
+use crate::metrics as names;
+
+/// Updates whose parent never arrived are forgotten after this long.
+const PENDING_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// How often the writer purges stale pending updates.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+
+type Reply = oneshot::Sender<Result<Outcome, IngestError>>;
+
+enum Message {
+    Append(Event, Reply),
+    Stop(oneshot::Sender<()>),
+}
+
+/// The embedded event log and reader over the account database.
+pub struct Embedded {
+    db: Db,
+    queue: mpsc::Sender<Message>,
+    enqueue_timeout: Duration,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Embedded {
+    /// Starts the writer task (needs a Tokio runtime).
+    pub fn start(db: Db, config: &Config) -> Embedded {
+        let (queue, receiver) = mpsc::channel(config.ingest.queue_depth.max(1));
+        let writer = tokio::spawn(run_writer(db.clone(), receiver, config.ingest.batch_max.max(1)));
+        Embedded {
+            db,
+            queue,
+            enqueue_timeout: config.ingest.enqueue_timeout,
+            writer: Mutex::new(Some(writer)),
+        }
+    }
+
+    async fn enqueue(&self, event: Event) -> Result<Outcome, IngestError> {
+        let (reply, outcome) = oneshot::channel();
+        let message = Message::Append(event, reply);
+        match self.queue.try_send(message) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(IngestError::Closed),
+            Err(mpsc::error::TrySendError::Full(message)) => {
+                // Back-pressure: wait for room rather than refuse (the client counts any status as delivered).
+                metrics::counter!(names::ENQUEUE_WAITS).increment(1);
+                match self.queue.send_timeout(message, self.enqueue_timeout).await {
+                    Ok(()) => {}
+                    Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err(IngestError::Closed),
+                    Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                        metrics::counter!(names::REJECTED).increment(1);
+                        return Err(IngestError::Saturated);
+                    }
+                }
+            }
+        }
+        outcome.await.map_err(|_| IngestError::Closed)?
+    }
+}
+
+impl EventLog for Embedded {
+    fn append(&self, event: Event) -> BoxFuture<'_, Result<Outcome, IngestError>> {
+        Box::pin(self.enqueue(event))
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let (done, stopped) = oneshot::channel();
+            if self.queue.send(Message::Stop(done)).await.is_ok() {
+                let _ = stopped.await;
+            }
+            let writer = self.writer.lock().expect("writer handle").take();
+            if let Some(writer) = writer {
+                let _ = writer.await;
+            }
+        })
+    }
+}
+
+impl StatsReader for Embedded {
+    fn calls(&self, who: &Identity, offset: u64, limit: u64) -> BoxFuture<'_, Result<Page, IngestError>> {
+        let who = who.clone();
+        Box::pin(async move {
+            Ok(match &self.db {
+                Db::Sqlite(pool) => sql::sqlite::calls(&mut *pool.acquire().await?, &who, offset, limit).await?,
+                Db::Postgres(pool) => sql::postgres::calls(&mut *pool.acquire().await?, &who, offset, limit).await?,
+            })
+        })
+    }
+
+    fn messages(&self, who: &Identity, offset: u64, limit: u64) -> BoxFuture<'_, Result<Page, IngestError>> {
+        let who = who.clone();
+        Box::pin(async move {
+            Ok(match &self.db {
+                Db::Sqlite(pool) => sql::sqlite::messages(&mut *pool.acquire().await?, &who, offset, limit).await?,
+                Db::Postgres(pool) => sql::postgres::messages(&mut *pool.acquire().await?, &who, offset, limit).await?,
+            })
+        })
+    }
+
+    fn conference(&self, id: &str) -> BoxFuture<'_, Result<Option<serde_json::Value>, IngestError>> {
+        let id = id.to_owned();
+        Box::pin(async move {
+            Ok(match &self.db {
+                Db::Sqlite(pool) => sql::sqlite::conference(&mut *pool.acquire().await?, &id).await?,
+                Db::Postgres(pool) => sql::postgres::conference(&mut *pool.acquire().await?, &id).await?,
+            })
+        })
+    }
+}
+
+/// The writer: drains the queue in batches until stopped, then drains what is left.
+async fn run_writer(db: Db, mut receiver: mpsc::Receiver<Message>, batch_max: usize) {
+    let mut messages = Vec::with_capacity(batch_max);
+    let mut stops = Vec::new();
+    let mut last_purge: Option<Instant> = None;
+    loop {
+        if receiver.recv_many(&mut messages, batch_max).await == 0 {
+            break;
+        }
+        metrics::gauge!(names::QUEUE_DEPTH).set(receiver.len() as f64);
+        let mut jobs = Vec::with_capacity(messages.len());
+        for message in messages.drain(..) {
+            match message {
+                Message::Append(event, reply) => jobs.push((event, reply)),
+                Message::Stop(done) => {
+                    // Refuse new events; what is already queued is still written.
+                    receiver.close();
+                    stops.push(done);
+                }
+            }
+        }
+        if !jobs.is_empty() {
+            commit(&db, jobs).await;
+        }
+        if last_purge.is_none_or(|at| at.elapsed() > PURGE_EVERY) {
+            last_purge = Some(Instant::now());
+            purge(&db).await;
+        }
+    }
+    metrics::gauge!(names::QUEUE_DEPTH).set(0.0);
+    for done in stops {
+        let _ = done.send(());
+    }
+}
+
+/// Applies a batch in one transaction and answers each request; on failure, one transaction per event.
+async fn commit(db: &Db, jobs: Vec<(Event, Reply)>) {
+    let started = Instant::now();
+    let now = time::now();
+    let events: Vec<&Event> = jobs.iter().map(|(event, _)| event).collect();
+    match transaction(db, &events, now).await {
+        Ok(outcomes) => {
+            metrics::histogram!(names::BATCH_SIZE).record(jobs.len() as f64);
+            metrics::histogram!(names::STORE_SECONDS).record(started.elapsed().as_secs_f64());
+            for ((event, reply), outcome) in jobs.into_iter().zip(outcomes) {
+                metrics::counter!(names::EVENTS_APPENDED, "kind" => sql::kind(&event)).increment(1);
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, events = jobs.len(), "batch failed; replaying one event per transaction");
+            for (event, reply) in jobs {
+                let result = transaction(db, &[&event], now).await;
+                let result = match result {
+                    Ok(mut outcomes) => {
+                        metrics::histogram!(names::BATCH_SIZE).record(1.0);
+                        metrics::counter!(names::EVENTS_APPENDED, "kind" => sql::kind(&event)).increment(1);
+                        Ok(outcomes.pop().expect("one outcome per event"))
+                    }
+                    Err(error) => Err(IngestError::Database(error)),
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+async fn transaction(db: &Db, events: &[&Event], now: NaiveDateTime) -> Result<Vec<Outcome>, sqlx::Error> {
+    let mut outcomes = Vec::with_capacity(events.len());
+    match db {
+        Db::Sqlite(pool) => {
+            let mut tx = pool.begin().await?;
+            for event in events {
+                outcomes.push(sql::sqlite::apply(&mut tx, event, now).await?);
+            }
+            tx.commit().await?;
+        }
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            for event in events {
+                outcomes.push(sql::postgres::apply(&mut tx, event, now).await?);
+            }
+            tx.commit().await?;
+        }
+    }
+    Ok(outcomes)
+}
+
+async fn purge(db: &Db) {
+    let before = time::now() - chrono::Duration::from_std(PENDING_RETENTION).expect("retention fits");
+    let result = match db {
+        Db::Sqlite(pool) => match pool.acquire().await {
+            Ok(mut conn) => sql::sqlite::purge_pending(&mut conn, before).await,
+            Err(e) => Err(e),
+        },
+        Db::Postgres(pool) => match pool.acquire().await {
+            Ok(mut conn) => sql::postgres::purge_pending(&mut conn, before).await,
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(0) => {}
+        Ok(purged) => tracing::info!(purged, "stale pending statistics updates purged"),
+        Err(error) => tracing::warn!(%error, "cannot purge pending statistics updates"),
+    }
+}
