@@ -181,7 +181,11 @@ pub fn parse(text: &str) -> Option<Timestamp> {
                 return None;
             }
             s.eat(b':');
-            let m = if s.peek_digit() { s.digits(2)? as i64 } else { 0 };
+            let m = if s.peek_digit() {
+                s.digits(2)? as i64
+            } else {
+                0
+            };
             if m > 59 {
                 return None;
             }
@@ -297,13 +301,25 @@ mod tests {
 
     #[test]
     fn accepted_forms() {
-        assert_eq!(parse("2017-07-21T17:32:28Z"), Some(utc("2017-07-21 17:32:28")));
-        assert_eq!(parse("2024-03-14T09:41:23+0000"), Some(utc("2024-03-14 09:41:23")));
-        assert_eq!(parse("2017-07-21 17:32:28"), Some(utc("2017-07-21 17:32:28")));
+        assert_eq!(
+            parse("2017-07-21T17:32:28Z"),
+            Some(utc("2017-07-21 17:32:28"))
+        );
+        assert_eq!(
+            parse("2024-03-14T09:41:23+0000"),
+            Some(utc("2024-03-14 09:41:23"))
+        );
+        assert_eq!(
+            parse("2017-07-21 17:32:28"),
+            Some(utc("2017-07-21 17:32:28"))
+        );
         assert_eq!(parse("2017-07-21"), Some(utc("2017-07-21 00:00:00")));
         assert_eq!(parse("2017"), Some(utc("2017-01-01 00:00:00")));
         // The offset is applied: 17:32:28+02:00 is 15:32:28 UTC; the fraction is dropped.
-        assert_eq!(parse("2017-07-21T17:32:28.511+02:00"), Some(utc("2017-07-21 15:32:28")));
+        assert_eq!(
+            parse("2017-07-21T17:32:28.511+02:00"),
+            Some(utc("2017-07-21 15:32:28"))
+        );
         assert_eq!(parse("20170721T173228Z"), Some(utc("2017-07-21 17:32:28")));
         assert_eq!(parse("2017-07-21T17:32"), Some(utc("2017-07-21 17:32:00")));
         assert_eq!(parse("2017-07-21T17"), Some(utc("2017-07-21 17:00:00")));
@@ -311,8 +327,14 @@ mod tests {
         assert_eq!(parse("2017-07"), Some(utc("2017-07-01 00:00:00")));
         assert_eq!(parse("2017-W29-5"), Some(utc("2017-07-21 00:00:00")));
         assert_eq!(parse("2017-202"), Some(utc("2017-07-21 00:00:00")));
-        assert_eq!(parse("2017-07-21T17:32:28,5-01:30"), Some(utc("2017-07-21 19:02:28")));
-        assert_eq!(parse("2017-07-21T17:32:28z"), Some(utc("2017-07-21 17:32:28")));
+        assert_eq!(
+            parse("2017-07-21T17:32:28,5-01:30"),
+            Some(utc("2017-07-21 19:02:28"))
+        );
+        assert_eq!(
+            parse("2017-07-21T17:32:28z"),
+            Some(utc("2017-07-21 17:32:28"))
+        );
     }
 
     #[test]
@@ -339,6 +361,9 @@ mod tests {
 
     #[test]
     fn laravel_output() {
-        assert_eq!(laravel(utc("2026-08-20 10:00:00")), "2026-08-20T10:00:00.000000Z");
+        assert_eq!(
+            laravel(utc("2026-08-20 10:00:00")),
+            "2026-08-20T10:00:00.000000Z"
+        );
     }
 }

@@ -158,7 +158,10 @@ pub enum Event {
         invite_terminated: Option<InviteTerminated>,
     },
     /// `PATCH …/calls/{call_id}`.
-    CallEnded { call_id: String, ended_at: Timestamp },
+    CallEnded {
+        call_id: String,
+        ended_at: Timestamp,
+    },
     /// `POST …/conferences`.
     ConferenceCreated {
         id: String,
@@ -224,7 +227,10 @@ mod tests {
     #[test]
     fn identities_split_like_upstream() {
         let id = Identity::parse("bob@example.org@extra").unwrap();
-        assert_eq!((id.username.as_str(), id.domain.as_str()), ("bob", "example.org"));
+        assert_eq!(
+            (id.username.as_str(), id.domain.as_str()),
+            ("bob", "example.org")
+        );
         let id = Identity::parse("@d").unwrap();
         assert_eq!((id.username.as_str(), id.domain.as_str()), ("", "d"));
         assert!(Identity::parse("nodomain").is_none());

@@ -45,7 +45,11 @@ pub struct InvalidJson(pub &'static str);
 impl<T: DeserializeOwned> Parsed<T> {
     /// Decodes `bytes`. Laravel reads a body only when it is declared JSON and checks its syntax only for
     /// clients expecting JSON; a blank or non-object body reads as `{}`.
-    pub fn new(bytes: bytes::Bytes, declared_json: bool, expects_json: bool) -> Result<Self, InvalidJson> {
+    pub fn new(
+        bytes: bytes::Bytes,
+        declared_json: bool,
+        expects_json: bool,
+    ) -> Result<Self, InvalidJson> {
         let blank = bytes.iter().all(u8::is_ascii_whitespace);
         if blank || !(declared_json || expects_json) {
             return Ok(Parsed {
@@ -136,7 +140,9 @@ pub fn normalise(value: Value) -> Value {
             }
         }
         Value::Array(items) => Value::Array(items.into_iter().map(normalise).collect()),
-        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, normalise(v))).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, normalise(v))).collect())
+        }
         other => other,
     }
 }
@@ -147,7 +153,9 @@ fn canonical(text: &str, max: usize) -> bool {
 }
 
 fn canonical_identity(text: &str) -> Option<Identity> {
-    canonical(text, 256).then(|| Identity::parse(text)).flatten()
+    canonical(text, 256)
+        .then(|| Identity::parse(text))
+        .flatten()
 }
 
 fn iso(field: &str, v: &mut Validator<'_>, required: bool, nullable: bool) -> Option<i64> {
@@ -158,17 +166,19 @@ fn iso(field: &str, v: &mut Validator<'_>, required: bool, nullable: bool) -> Op
     if nullable {
         f = f.nullable();
     }
-    let f = f.check(|value| value.as_str().and_then(date::parse).is_some(), ISO_DATE);
+    let f = f.check(
+        |value| value.as_str().and_then(date::parse).is_some(),
+        ISO_DATE,
+    );
     f.value().and_then(Value::as_str).and_then(date::parse)
 }
 
 fn sip_field(field: &str, v: &mut Validator<'_>) -> Option<Identity> {
-    let f = v
-        .field(field)
-        .required()
-        .string()
-        .max(256)
-        .check_localized(|value| value.as_str().is_some_and(|s| s.contains('@')), SIP_EN, SIP_FR);
+    let f = v.field(field).required().string().max(256).check_localized(
+        |value| value.as_str().is_some_and(|s| s.contains('@')),
+        SIP_EN,
+        SIP_FR,
+    );
     f.value().and_then(Value::as_str).and_then(Identity::parse)
 }
 
@@ -220,11 +230,18 @@ pub struct ResponseIn {
 }
 
 /// `POST …/messages` → [`Event::MessageCreated`].
-pub fn message_created(parsed: Parsed<MessageIn>, locale: Locale) -> Result<Event, ValidationErrors> {
+pub fn message_created(
+    parsed: Parsed<MessageIn>,
+    locale: Locale,
+) -> Result<Event, ValidationErrors> {
     parsed.build(
         |m| {
             let from = canonical_identity(&m.from)?;
-            if !canonical(&m.id, 64) || m.conference_id.as_deref().is_some_and(|c| !canonical(c, usize::MAX)) {
+            if !canonical(&m.id, 64)
+                || m.conference_id
+                    .as_deref()
+                    .is_some_and(|c| !canonical(c, usize::MAX))
+            {
                 return None;
             }
             let mut to = BTreeMap::new();
@@ -247,7 +264,9 @@ pub fn message_created(parsed: Parsed<MessageIn>, locale: Locale) -> Result<Even
             Some(Event::MessageCreated {
                 id: m.id,
                 from,
-                sent_at: canonical(&m.sent_at, 64).then(|| date::parse(&m.sent_at)).flatten()?,
+                sent_at: canonical(&m.sent_at, 64)
+                    .then(|| date::parse(&m.sent_at))
+                    .flatten()?,
                 encrypted: m.encrypted,
                 conference_id: m.conference_id,
                 to,
@@ -257,7 +276,12 @@ pub fn message_created(parsed: Parsed<MessageIn>, locale: Locale) -> Result<Even
             let id = required_string("id", 64, v);
             let from = sip_field("from", v);
             let sent_at = iso("sent_at", v, true, false);
-            let encrypted = v.field("encrypted").required().boolean().value().and_then(as_bool);
+            let encrypted = v
+                .field("encrypted")
+                .required()
+                .boolean()
+                .value()
+                .and_then(as_bool);
             let conference_id = nullable_string("conference_id", v);
             Some(Event::MessageCreated {
                 id: id?,
@@ -273,7 +297,9 @@ pub fn message_created(parsed: Parsed<MessageIn>, locale: Locale) -> Result<Even
 }
 
 /// The `to` map as far as it is well formed (upstream ignores it entirely, so it never causes a 422).
-fn loose_to_map(value: Option<&Value>) -> BTreeMap<String, BTreeMap<String, Option<DeviceResponse>>> {
+fn loose_to_map(
+    value: Option<&Value>,
+) -> BTreeMap<String, BTreeMap<String, Option<DeviceResponse>>> {
     let mut to = BTreeMap::new();
     let Some(Value::Object(recipients)) = value else {
         return to;
@@ -329,7 +355,12 @@ pub fn message_device(
             })
         },
         |_, v| {
-            let last_status = v.field("last_status").required().integer().value().and_then(as_integer);
+            let last_status = v
+                .field("last_status")
+                .required()
+                .integer()
+                .value()
+                .and_then(as_integer);
             let received_at = iso("received_at", v, true, false);
             let to = sip_path("to", to, v);
             Some(Event::MessageDeviceResponded {
@@ -371,8 +402,12 @@ pub fn call_created(parsed: Parsed<CallIn>, locale: Locale) -> Result<Event, Val
     parsed.build(
         |c| {
             if !canonical(&c.id, 64)
-                || c.conference_id.as_deref().is_some_and(|x| !canonical(x, usize::MAX))
-                || c.sip_call_id.as_deref().is_some_and(|x| !canonical(x, usize::MAX))
+                || c.conference_id
+                    .as_deref()
+                    .is_some_and(|x| !canonical(x, usize::MAX))
+                || c.sip_call_id
+                    .as_deref()
+                    .is_some_and(|x| !canonical(x, usize::MAX))
             {
                 return None;
             }
@@ -414,7 +449,10 @@ pub fn call_created(parsed: Parsed<CallIn>, locale: Locale) -> Result<Event, Val
                 initiated_at: initiated_at?,
                 ended_at,
                 conference_id,
-                sip_call_id: input.get("sip_call_id").and_then(Value::as_str).map(str::to_owned),
+                sip_call_id: input
+                    .get("sip_call_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 devices,
             })
         },
@@ -490,7 +528,7 @@ pub fn call_device(
         |_, v| {
             // `rang_at: null` fails as upstream does (the rule is not nullable).
             let rang_at = iso("rang_at", v, false, false);
-            let state_present = !v.field("invite_terminated.state").value().is_none();
+            let state_present = v.field("invite_terminated.state").value().is_some();
             let at_field = v.field("invite_terminated.at");
             let at_missing = at_field.value().is_none();
             drop(at_field);
@@ -542,7 +580,9 @@ fn ended_at(parsed: Parsed<EndIn>, locale: Locale) -> Result<i64, ValidationErro
         |e| {
             Some(Event::CallEnded {
                 call_id: String::new(),
-                ended_at: canonical(&e.ended_at, 64).then(|| date::parse(&e.ended_at)).flatten()?,
+                ended_at: canonical(&e.ended_at, 64)
+                    .then(|| date::parse(&e.ended_at))
+                    .flatten()?,
             })
         },
         |_, v| {
@@ -560,7 +600,11 @@ fn ended_at(parsed: Parsed<EndIn>, locale: Locale) -> Result<i64, ValidationErro
 }
 
 /// `PATCH …/calls/{call_id}` → [`Event::CallEnded`].
-pub fn call_ended(parsed: Parsed<EndIn>, call_id: &str, locale: Locale) -> Result<Event, ValidationErrors> {
+pub fn call_ended(
+    parsed: Parsed<EndIn>,
+    call_id: &str,
+    locale: Locale,
+) -> Result<Event, ValidationErrors> {
     Ok(Event::CallEnded {
         call_id: call_id.to_owned(),
         ended_at: ended_at(parsed, locale)?,
@@ -594,10 +638,17 @@ pub struct ConferenceIn {
 }
 
 /// `POST …/conferences` → [`Event::ConferenceCreated`].
-pub fn conference_created(parsed: Parsed<ConferenceIn>, locale: Locale) -> Result<Event, ValidationErrors> {
+pub fn conference_created(
+    parsed: Parsed<ConferenceIn>,
+    locale: Locale,
+) -> Result<Event, ValidationErrors> {
     parsed.build(
         |c| {
-            if !canonical(&c.id, 255) || c.schedule.as_deref().is_some_and(|s| !canonical(s, usize::MAX)) {
+            if !canonical(&c.id, 255)
+                || c.schedule
+                    .as_deref()
+                    .is_some_and(|s| !canonical(s, usize::MAX))
+            {
                 return None;
             }
             let ended_at = match &c.ended_at {
@@ -605,7 +656,9 @@ pub fn conference_created(parsed: Parsed<ConferenceIn>, locale: Locale) -> Resul
                 Some(text) => Some(canonical(text, 64).then(|| date::parse(text)).flatten()?),
             };
             Some(Event::ConferenceCreated {
-                created_at: canonical(&c.created_at, 64).then(|| date::parse(&c.created_at)).flatten()?,
+                created_at: canonical(&c.created_at, 64)
+                    .then(|| date::parse(&c.created_at))
+                    .flatten()?,
                 id: c.id,
                 ended_at,
                 schedule: c.schedule,

@@ -36,7 +36,11 @@ pub struct Ingest {
 
 impl Ingest {
     /// Starts the ingest on the embedded store (the account database).
-    pub async fn start(db: Db, config: &Config, auth: Arc<Authenticator>) -> Result<Ingest, IngestError> {
+    pub async fn start(
+        db: Db,
+        config: &Config,
+        auth: Arc<Authenticator>,
+    ) -> Result<Ingest, IngestError> {
         let store = Arc::new(store::Embedded::start(db.clone(), config));
         Ok(Self::with(store.clone(), store, db, config, auth))
     }

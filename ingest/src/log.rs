@@ -62,7 +62,12 @@ pub struct Page {
 pub trait StatsReader: Send + Sync + 'static {
     /// Calls `who` made or received, newest first (`initiated_at` desc), each with `sip_call_id` and
     /// `devices`; `offset`/`limit` select the page.
-    fn calls(&self, who: &Identity, offset: u64, limit: u64) -> BoxFuture<'_, Result<Page, IngestError>>;
+    fn calls(
+        &self,
+        who: &Identity,
+        offset: u64,
+        limit: u64,
+    ) -> BoxFuture<'_, Result<Page, IngestError>>;
 
     /// Messages `who` sent or is a recipient of, newest first (`sent_at` desc), each with its `to` map.
     fn messages(

@@ -13,7 +13,9 @@ use axum::routing::{get, patch, post, MethodRouter};
 use axum::{Json, Router};
 use flexiapi_auth::{Access, Authenticated, Authenticator};
 use flexiapi_core::http::pagination::{page_number, paginate};
-use flexiapi_core::http::{text_response, ClientHost, HttpError, Locale, RequestSpace, ValidationErrors};
+use flexiapi_core::http::{
+    text_response, ClientHost, HttpError, Locale, RequestSpace, ValidationErrors,
+};
 use flexiapi_core::model::Account;
 use flexiapi_core::Db;
 use http::request::Parts;
@@ -47,13 +49,22 @@ pub struct IngestState {
 pub fn router(state: IngestState) -> Router {
     let writes: [(&str, MethodRouter<IngestState>); 9] = [
         ("messages", post(message_created)),
-        ("messages/{message_id}/to/{to}/devices/{device_id}", patch(message_device)),
+        (
+            "messages/{message_id}/to/{to}/devices/{device_id}",
+            patch(message_device),
+        ),
         ("calls", post(call_created)),
         ("calls/{call_id}/devices/{device_id}", patch(call_device)),
         ("calls/{call_id}", patch(call_ended)),
         ("conferences", post(conference_created)),
-        ("conferences/{conference_id}", patch(conference_ended).get(conference_show)),
-        ("conferences/{conference_id}/participants/{participant}/events", post(participant_event)),
+        (
+            "conferences/{conference_id}",
+            patch(conference_ended).get(conference_show),
+        ),
+        (
+            "conferences/{conference_id}/participants/{participant}/events",
+            post(participant_event),
+        ),
         (
             "conferences/{conference_id}/participants/{participant}/devices/{device_id}/events",
             post(participant_device_event),
@@ -71,7 +82,10 @@ pub fn router(state: IngestState) -> Router {
         .route("/api/accounts/me/statistics/calls", get(my_calls))
         .route("/api/accounts/{id}/statistics/calls", get(account_calls))
         .route("/api/accounts/me/statistics/messages", get(my_messages))
-        .route("/api/accounts/{id}/statistics/messages", get(account_messages))
+        .route(
+            "/api/accounts/{id}/statistics/messages",
+            get(account_messages),
+        )
         .with_state(state)
 }
 
@@ -109,11 +123,14 @@ async fn ingest_steps<T: DeserializeOwned>(
     )
     .map_err(|invalid| HttpError::invalid_json(invalid.0))?;
     let (_, challenges) = authenticate(state, &parts, Access::Admin).await?;
-    let event = build(parsed, Locale::from_headers(&parts.headers)).map_err(HttpError::validation)?;
+    let event =
+        build(parsed, Locale::from_headers(&parts.headers)).map_err(HttpError::validation)?;
     let outcome = state.log.append(event).await.map_err(|e| e.into_http())?;
     let mut response = reply(outcome, model);
     for line in challenges {
-        response.headers_mut().append(http::header::WWW_AUTHENTICATE, line);
+        response
+            .headers_mut()
+            .append(http::header::WWW_AUTHENTICATE, line);
     }
     Ok(response)
 }
@@ -129,7 +146,9 @@ async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<bytes::Byt
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, limit).await.map_err(|_| too_large())
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())
 }
 
 fn header_is_json(parts: &Parts, name: http::HeaderName) -> bool {
@@ -145,7 +164,11 @@ async fn authenticate(
     parts: &Parts,
     access: Access,
 ) -> Result<(Authenticated, Vec<HeaderValue>), HttpError> {
-    state.auth.authenticate(parts, access).await.map_err(|e| e.into_http())
+    state
+        .auth
+        .authenticate(parts, access)
+        .await
+        .map_err(|e| e.into_http())
 }
 
 /// The answer upstream gives for an outcome.
@@ -157,7 +180,11 @@ fn reply(outcome: Outcome, model: &str) -> Response {
         }
         Outcome::NotFound => HttpError::not_found(model).into_response(),
         Outcome::Upserted { created, row } => {
-            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             (status, Json(row)).into_response()
         }
         Outcome::Ended(body) => (StatusCode::OK, Json(body)).into_response(),
@@ -165,7 +192,14 @@ fn reply(outcome: Outcome, model: &str) -> Response {
 }
 
 async fn message_created(State(state): State<IngestState>, request: Request) -> Response {
-    ingest(&state, "messages", "StatisticsMessage", request, input::message_created).await
+    ingest(
+        &state,
+        "messages",
+        "StatisticsMessage",
+        request,
+        input::message_created,
+    )
+    .await
 }
 
 async fn message_device(
@@ -173,14 +207,25 @@ async fn message_device(
     Path((message_id, to, device_id)): Path<(String, String, String)>,
     request: Request,
 ) -> Response {
-    ingest(&state, "messages_device", "StatisticsMessageDevice", request, |parsed, locale| {
-        input::message_device(parsed, &message_id, &to, &device_id, locale)
-    })
+    ingest(
+        &state,
+        "messages_device",
+        "StatisticsMessageDevice",
+        request,
+        |parsed, locale| input::message_device(parsed, &message_id, &to, &device_id, locale),
+    )
     .await
 }
 
 async fn call_created(State(state): State<IngestState>, request: Request) -> Response {
-    ingest(&state, "calls", "StatisticsCall", request, input::call_created).await
+    ingest(
+        &state,
+        "calls",
+        "StatisticsCall",
+        request,
+        input::call_created,
+    )
+    .await
 }
 
 async fn call_device(
@@ -188,9 +233,13 @@ async fn call_device(
     Path((call_id, device_id)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    ingest(&state, "calls_device", "StatisticsCallDevice", request, |parsed, locale| {
-        input::call_device(parsed, &call_id, &device_id, locale)
-    })
+    ingest(
+        &state,
+        "calls_device",
+        "StatisticsCallDevice",
+        request,
+        |parsed, locale| input::call_device(parsed, &call_id, &device_id, locale),
+    )
     .await
 }
 
@@ -199,14 +248,25 @@ async fn call_ended(
     Path(call_id): Path<String>,
     request: Request,
 ) -> Response {
-    ingest(&state, "calls_end", "StatisticsCall", request, |parsed, locale| {
-        input::call_ended(parsed, &call_id, locale)
-    })
+    ingest(
+        &state,
+        "calls_end",
+        "StatisticsCall",
+        request,
+        |parsed, locale| input::call_ended(parsed, &call_id, locale),
+    )
     .await
 }
 
 async fn conference_created(State(state): State<IngestState>, request: Request) -> Response {
-    ingest(&state, "conferences", "StatisticsConference", request, input::conference_created).await
+    ingest(
+        &state,
+        "conferences",
+        "StatisticsConference",
+        request,
+        input::conference_created,
+    )
+    .await
 }
 
 async fn conference_ended(
@@ -214,9 +274,13 @@ async fn conference_ended(
     Path(conference_id): Path<String>,
     request: Request,
 ) -> Response {
-    ingest(&state, "conferences_end", "StatisticsConference", request, |parsed, locale| {
-        input::conference_ended(parsed, &conference_id, locale)
-    })
+    ingest(
+        &state,
+        "conferences_end",
+        "StatisticsConference",
+        request,
+        |parsed, locale| input::conference_ended(parsed, &conference_id, locale),
+    )
     .await
 }
 
@@ -225,9 +289,13 @@ async fn participant_event(
     Path((conference_id, participant)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    ingest(&state, "conferences_participant", "StatisticsConference", request, |parsed, locale| {
-        input::participant_event(parsed, &conference_id, &participant, locale)
-    })
+    ingest(
+        &state,
+        "conferences_participant",
+        "StatisticsConference",
+        request,
+        |parsed, locale| input::participant_event(parsed, &conference_id, &participant, locale),
+    )
     .await
 }
 
@@ -241,7 +309,15 @@ async fn participant_device_event(
         "conferences_participant_device",
         "StatisticsConference",
         request,
-        |parsed, locale| input::participant_device_event(parsed, &conference_id, &participant, &device_id, locale),
+        |parsed, locale| {
+            input::participant_device_event(
+                parsed,
+                &conference_id,
+                &participant,
+                &device_id,
+                locale,
+            )
+        },
     )
     .await
 }
@@ -271,7 +347,11 @@ impl Listing {
     }
 }
 
-async fn my_calls(State(state): State<IngestState>, query: Query<PageQuery>, request: Request) -> Response {
+async fn my_calls(
+    State(state): State<IngestState>,
+    query: Query<PageQuery>,
+    request: Request,
+) -> Response {
     listing(&state, None, Listing::Calls, query.0, request).await
 }
 
@@ -284,7 +364,11 @@ async fn account_calls(
     listing(&state, Some(id), Listing::Calls, query.0, request).await
 }
 
-async fn my_messages(State(state): State<IngestState>, query: Query<PageQuery>, request: Request) -> Response {
+async fn my_messages(
+    State(state): State<IngestState>,
+    query: Query<PageQuery>,
+    request: Request,
+) -> Response {
     listing(&state, None, Listing::Messages, query.0, request).await
 }
 
@@ -307,11 +391,18 @@ async fn listing(
 ) -> Response {
     let result = async {
         let (parts, _) = request.into_parts();
-        let access = if account_id.is_some() { Access::Admin } else { Access::User };
+        let access = if account_id.is_some() {
+            Access::Admin
+        } else {
+            Access::User
+        };
         let (caller, challenges) = authenticate(state, &parts, access).await?;
         let (who, segment) = match &account_id {
             None => (caller.account.clone(), "me".to_owned()),
-            Some(raw) => (Arc::new(visible_account(state, &parts, &caller, raw).await?), raw.clone()),
+            Some(raw) => (
+                Arc::new(visible_account(state, &parts, &caller, raw).await?),
+                raw.clone(),
+            ),
         };
         let identity = Identity {
             username: who.username.clone(),
@@ -329,11 +420,23 @@ async fn listing(
             .get::<ClientHost>()
             .map(ClientHost::base_url)
             .unwrap_or_default();
-        let path = format!("{base}/api/accounts/{segment}/statistics/{}", what.segment());
-        let body = paginate(listed.items, listed.total, page, PER_PAGE, &path, Locale::from_headers(&parts.headers));
+        let path = format!(
+            "{base}/api/accounts/{segment}/statistics/{}",
+            what.segment()
+        );
+        let body = paginate(
+            listed.items,
+            listed.total,
+            page,
+            PER_PAGE,
+            &path,
+            Locale::from_headers(&parts.headers),
+        );
         let mut response = Json(body).into_response();
         for line in challenges {
-            response.headers_mut().append(http::header::WWW_AUTHENTICATE, line);
+            response
+                .headers_mut()
+                .append(http::header::WWW_AUTHENTICATE, line);
         }
         Ok::<_, HttpError>(response)
     }
@@ -348,11 +451,19 @@ async fn visible_account(
     caller: &Authenticated,
     raw: &str,
 ) -> Result<Account, HttpError> {
-    let missing = || HttpError::message(StatusCode::NOT_FOUND, format!("No query results for model [App\\Account] {raw}"));
+    let missing = || {
+        HttpError::message(
+            StatusCode::NOT_FOUND,
+            format!("No query results for model [App\\Account] {raw}"),
+        )
+    };
     let id: i64 = raw.parse().map_err(|_| missing())?;
     let account = Account::find(&state.db, id).await?.ok_or_else(missing)?;
     if !caller.is_super_admin {
-        let space = parts.extensions.get::<RequestSpace>().map(|s| s.0.domain.clone());
+        let space = parts
+            .extensions
+            .get::<RequestSpace>()
+            .map(|s| s.0.domain.clone());
         if space.as_deref() != Some(account.domain.as_str()) {
             return Err(missing());
         }
@@ -377,7 +488,9 @@ async fn conference_show(
             .ok_or_else(|| HttpError::not_found("StatisticsConference"))?;
         let mut response = Json(conference).into_response();
         for line in challenges {
-            response.headers_mut().append(http::header::WWW_AUTHENTICATE, line);
+            response
+                .headers_mut()
+                .append(http::header::WWW_AUTHENTICATE, line);
         }
         Ok::<_, HttpError>(response)
     }

@@ -92,7 +92,10 @@ impl CallRow {
             .map(|row| row.to_json(forked_ids.contains(&row.device_id.as_str())))
             .collect();
         for device in &forked_ids {
-            if !rows.iter().any(|r| mine(&r.call_id) && r.device_id == *device) {
+            if !rows
+                .iter()
+                .any(|r| mine(&r.call_id) && r.device_id == *device)
+            {
                 let silent = CallDeviceRow {
                     id: None,
                     call_id: self.id.clone(),
@@ -177,9 +180,7 @@ impl MessageRow {
     /// merging the devices targeted at fork time with every device that reported.
     pub fn to_json(&self, recipients: &[RecipientRow], responses: &[MessageDeviceRow]) -> Value {
         let mut to: Map<String, Value> = Map::new();
-        let response = |status: i64, at: &NaiveDateTime| {
-            json!({"last_status": status, "received_at": laravel(at)})
-        };
+        let response = |status: i64, at: &NaiveDateTime| json!({"last_status": status, "received_at": laravel(at)});
         for r in recipients.iter().filter(|r| r.message_id == self.id) {
             let key = identity_key(&r.to_username, &r.to_domain);
             let value = match (r.last_status, &r.received_at) {
@@ -190,7 +191,8 @@ impl MessageRow {
         }
         for d in responses.iter().filter(|d| d.message_id == self.id) {
             let key = identity_key(&d.to_username, &d.to_domain);
-            entry(&mut to, key).insert(d.device_id.clone(), response(d.last_status, &d.received_at));
+            entry(&mut to, key)
+                .insert(d.device_id.clone(), response(d.last_status, &d.received_at));
         }
         json!({
             "id": self.id,

@@ -30,6 +30,8 @@ const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 type Reply = oneshot::Sender<Result<Outcome, IngestError>>;
 
+// The stop marker is rare; boxing the common variant would cost an allocation per event.
+#[allow(clippy::large_enum_variant)]
 enum Message {
     Append(Event, Reply),
     Stop(oneshot::Sender<()>),
@@ -47,7 +49,11 @@ impl Embedded {
     /// Starts the writer task (needs a Tokio runtime).
     pub fn start(db: Db, config: &Config) -> Embedded {
         let (queue, receiver) = mpsc::channel(config.ingest.queue_depth.max(1));
-        let writer = tokio::spawn(run_writer(db.clone(), receiver, config.ingest.batch_max.max(1)));
+        let writer = tokio::spawn(run_writer(
+            db.clone(),
+            receiver,
+            config.ingest.batch_max.max(1),
+        ));
         Embedded {
             db,
             queue,
@@ -67,7 +73,9 @@ impl Embedded {
                 metrics::counter!(names::ENQUEUE_WAITS).increment(1);
                 match self.queue.send_timeout(message, self.enqueue_timeout).await {
                     Ok(()) => {}
-                    Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err(IngestError::Closed),
+                    Err(mpsc::error::SendTimeoutError::Closed(_)) => {
+                        return Err(IngestError::Closed)
+                    }
                     Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
                         metrics::counter!(names::REJECTED).increment(1);
                         return Err(IngestError::Saturated);
@@ -99,32 +107,58 @@ impl EventLog for Embedded {
 }
 
 impl StatsReader for Embedded {
-    fn calls(&self, who: &Identity, offset: u64, limit: u64) -> BoxFuture<'_, Result<Page, IngestError>> {
+    fn calls(
+        &self,
+        who: &Identity,
+        offset: u64,
+        limit: u64,
+    ) -> BoxFuture<'_, Result<Page, IngestError>> {
         let who = who.clone();
         Box::pin(async move {
             Ok(match &self.db {
-                Db::Sqlite(pool) => sql::sqlite::calls(&mut *pool.acquire().await?, &who, offset, limit).await?,
-                Db::Postgres(pool) => sql::postgres::calls(&mut *pool.acquire().await?, &who, offset, limit).await?,
+                Db::Sqlite(pool) => {
+                    sql::sqlite::calls(&mut *pool.acquire().await?, &who, offset, limit).await?
+                }
+                Db::Postgres(pool) => {
+                    sql::postgres::calls(&mut *pool.acquire().await?, &who, offset, limit).await?
+                }
             })
         })
     }
 
-    fn messages(&self, who: &Identity, offset: u64, limit: u64) -> BoxFuture<'_, Result<Page, IngestError>> {
+    fn messages(
+        &self,
+        who: &Identity,
+        offset: u64,
+        limit: u64,
+    ) -> BoxFuture<'_, Result<Page, IngestError>> {
         let who = who.clone();
         Box::pin(async move {
             Ok(match &self.db {
-                Db::Sqlite(pool) => sql::sqlite::messages(&mut *pool.acquire().await?, &who, offset, limit).await?,
-                Db::Postgres(pool) => sql::postgres::messages(&mut *pool.acquire().await?, &who, offset, limit).await?,
+                Db::Sqlite(pool) => {
+                    sql::sqlite::messages(&mut *pool.acquire().await?, &who, offset, limit).await?
+                }
+                Db::Postgres(pool) => {
+                    sql::postgres::messages(&mut *pool.acquire().await?, &who, offset, limit)
+                        .await?
+                }
             })
         })
     }
 
-    fn conference(&self, id: &str) -> BoxFuture<'_, Result<Option<serde_json::Value>, IngestError>> {
+    fn conference(
+        &self,
+        id: &str,
+    ) -> BoxFuture<'_, Result<Option<serde_json::Value>, IngestError>> {
         let id = id.to_owned();
         Box::pin(async move {
             Ok(match &self.db {
-                Db::Sqlite(pool) => sql::sqlite::conference(&mut *pool.acquire().await?, &id).await?,
-                Db::Postgres(pool) => sql::postgres::conference(&mut *pool.acquire().await?, &id).await?,
+                Db::Sqlite(pool) => {
+                    sql::sqlite::conference(&mut *pool.acquire().await?, &id).await?
+                }
+                Db::Postgres(pool) => {
+                    sql::postgres::conference(&mut *pool.acquire().await?, &id).await?
+                }
             })
         })
     }
@@ -186,7 +220,8 @@ async fn commit(db: &Db, jobs: Vec<(Event, Reply)>) {
                 let result = match result {
                     Ok(mut outcomes) => {
                         metrics::histogram!(names::BATCH_SIZE).record(1.0);
-                        metrics::counter!(names::EVENTS_APPENDED, "kind" => sql::kind(&event)).increment(1);
+                        metrics::counter!(names::EVENTS_APPENDED, "kind" => sql::kind(&event))
+                            .increment(1);
                         Ok(outcomes.pop().expect("one outcome per event"))
                     }
                     Err(error) => Err(IngestError::Database(error)),
@@ -197,7 +232,11 @@ async fn commit(db: &Db, jobs: Vec<(Event, Reply)>) {
     }
 }
 
-async fn transaction(db: &Db, events: &[&Event], now: NaiveDateTime) -> Result<Vec<Outcome>, sqlx::Error> {
+async fn transaction(
+    db: &Db,
+    events: &[&Event],
+    now: NaiveDateTime,
+) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut outcomes = Vec::with_capacity(events.len());
     match db {
         Db::Sqlite(pool) => {
@@ -219,7 +258,8 @@ async fn transaction(db: &Db, events: &[&Event], now: NaiveDateTime) -> Result<V
 }
 
 async fn purge(db: &Db) {
-    let before = time::now() - chrono::Duration::from_std(PENDING_RETENTION).expect("retention fits");
+    let before =
+        time::now() - chrono::Duration::from_std(PENDING_RETENTION).expect("retention fits");
     let result = match db {
         Db::Sqlite(pool) => match pool.acquire().await {
             Ok(mut conn) => sql::sqlite::purge_pending(&mut conn, before).await,
