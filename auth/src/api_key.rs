@@ -111,6 +111,9 @@ fn normalize(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// `api_keys` columns a lookup reads: id, account_id, ip, last_used_at, expires_after_last_used_minutes.
+type KeyRow = (i64, i64, Option<String>, NaiveDateTime, Option<i64>);
+
 /// The key cache and the pending usage counters.
 pub(crate) struct KeyStore {
     db: Db,
@@ -149,7 +152,7 @@ impl KeyStore {
     }
 
     async fn load(&self, key: &str) -> Result<Option<KeyEntry>, sqlx::Error> {
-        let row: Option<(i64, i64, Option<String>, NaiveDateTime, Option<i64>)> = with_db!(&self.db, pool =>
+        let row: Option<KeyRow> = with_db!(&self.db, pool =>
             sqlx::query_as(
                 "SELECT id, account_id, ip, last_used_at, expires_after_last_used_minutes FROM api_keys WHERE key = $1")
                 .bind(key).fetch_optional(pool).await)?;
@@ -160,7 +163,12 @@ impl KeyStore {
             return Ok(None);
         };
         let is_super_admin = account.is_super_admin(&self.db).await?;
-        let pending = self.usage.lock().expect("usage").get(&key_id).map(|(_, at)| *at);
+        let pending = self
+            .usage
+            .lock()
+            .expect("usage")
+            .get(&key_id)
+            .map(|(_, at)| *at);
         Ok(Some(KeyEntry {
             key_id,
             account: Arc::new(account),
@@ -202,9 +210,9 @@ impl KeyStore {
         let mut cache = self.cache.write().expect("key cache");
         match account_id {
             None => cache.clear(),
-            Some(id) => cache.retain(|_, (_, entry)| {
-                entry.as_ref().is_none_or(|e| e.account.id != id)
-            }),
+            Some(id) => {
+                cache.retain(|_, (_, entry)| entry.as_ref().is_none_or(|e| e.account.id != id))
+            }
         }
     }
 }

@@ -50,7 +50,12 @@ pub async fn verify(db: &Db, token: &str, settings: &JwtSettings) -> Result<i64,
         Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(&settings.public_key_pem),
         _ => return Err(invalid(settings, "Unsupported signature algorithm")),
     }
-    .map_err(|_| invalid(settings, "Unsupported signature algorithm for the configured key"))?;
+    .map_err(|_| {
+        invalid(
+            settings,
+            "Unsupported signature algorithm for the configured key",
+        )
+    })?;
     let mut validation = Validation::new(header.alg);
     validation.leeway = 0;
     validation.validate_exp = true;

@@ -244,11 +244,12 @@ impl Authenticator {
             let result = jwt::verify(&self.db, token, settings).await;
             metrics::attempt("jwt", result.is_ok());
             let account_id = result?;
-            let account = Account::find(&self.db, account_id)
-                .await?
-                .ok_or(AuthError::Forbidden(
-                    "The JWT token is not related to someone in the system",
-                ))?;
+            let account =
+                Account::find(&self.db, account_id)
+                    .await?
+                    .ok_or(AuthError::Forbidden(
+                        "The JWT token is not related to someone in the system",
+                    ))?;
             let is_super_admin = account.is_super_admin(&self.db).await?;
             return Ok((
                 Authenticated {
@@ -314,10 +315,7 @@ impl Authenticator {
         };
         let realm = realm_for_domain(&self.db, &account.domain).await?;
         let path = parts.uri.path();
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .map_or(path, |p| p.as_str());
+        let path_and_query = parts.uri.path_and_query().map_or(path, |p| p.as_str());
         let request = digest::DigestRequest {
             account: &account,
             realm: &realm,
@@ -326,7 +324,11 @@ impl Authenticator {
             method: parts.method.as_str(),
             path,
             path_and_query,
-            authorization: authorization.filter(|a| a.trim_start().get(..6).is_some_and(|s| s.eq_ignore_ascii_case("digest"))),
+            authorization: authorization.filter(|a| {
+                a.trim_start()
+                    .get(..6)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("digest"))
+            }),
             opaque_expiration_minutes: self.opaque_expiration_minutes,
         };
         let result = digest::verify(&self.db, &request).await;
@@ -359,14 +361,15 @@ impl Authenticator {
                     sqlx::query_as(
                         "SELECT server_url, realm, sip_identifier, public_key FROM space_oidc_authentication_configurations WHERE space_id = $1")
                         .bind(space.id).fetch_optional(pool).await)?;
-                let config = row.map(|(server_url, realm, sip_identifier, public_key)| {
-                    OidcConfiguration {
-                        server_url,
-                        realm,
-                        sip_identifier,
-                        public_key,
-                    }
-                });
+                let config =
+                    row.map(
+                        |(server_url, realm, sip_identifier, public_key)| OidcConfiguration {
+                            server_url,
+                            realm,
+                            sip_identifier,
+                            public_key,
+                        },
+                    );
                 self.oidc
                     .write()
                     .expect("oidc cache")

@@ -13,13 +13,18 @@ pub struct SipAddress {
 /// `sip:`/`sips:` URI with a user part (display names, brackets and quotes are refused).
 pub fn parse_from(value: &str) -> Option<SipAddress> {
     let uri = value.split(';').next().unwrap_or("").trim();
-    let decoded = percent_encoding::percent_decode_str(uri).decode_utf8().ok()?;
+    let decoded = percent_encoding::percent_decode_str(uri)
+        .decode_utf8()
+        .ok()?;
     parse_uri(&decoded)
 }
 
 /// Parses `sip:user@domain` (scheme case-insensitive).
 pub fn parse_uri(uri: &str) -> Option<SipAddress> {
-    let lower = uri.get(..5).map(str::to_ascii_lowercase).unwrap_or_default();
+    let lower = uri
+        .get(..5)
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
     let rest = if lower.starts_with("sips:") {
         &uri[5..]
     } else if lower.starts_with("sip:") {
@@ -60,7 +65,10 @@ mod tests {
         assert_eq!(address.username, "alice");
         assert_eq!(address.domain, "sip.example.com");
         assert_eq!(parse_from("SIPS:bob%40x@d.org").unwrap().username, "bob");
-        assert_eq!(parse_from("sip:bob@d.org:5060").unwrap().domain, "d.org:5060");
+        assert_eq!(
+            parse_from("sip:bob@d.org:5060").unwrap().domain,
+            "d.org:5060"
+        );
         assert!(parse_from("\"Alice\" <sip:alice@d.org>").is_none());
         assert!(parse_from("sip:example.com").is_none());
         assert!(parse_from("alice@d.org").is_none());
