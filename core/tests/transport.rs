@@ -241,3 +241,86 @@ async fn graceful_shutdown_finishes_in_flight_streams_before_goaway() {
         .unwrap();
     assert!(TcpStream::connect(server.addr).await.is_err());
 }
+
+/// Runs the system `curl` (built on nghttp2, the HTTP/2 library behind the Flexisip client: Huffman-coded
+/// strings, a dynamic table shared by the requests of one connection). `None` when curl or its HTTP/2
+/// support is missing, so the test is skipped rather than failed on such machines.
+async fn curl(args: &[&str]) -> Option<String> {
+    let version = tokio::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .await
+        .ok()?;
+    if !String::from_utf8_lossy(&version.stdout).contains("HTTP2") {
+        return None;
+    }
+    let output = tokio::process::Command::new("curl")
+        .args(["-s", "-S", "-g", "--path-as-is", "--max-time", "20"])
+        .args(args)
+        .output()
+        .await
+        .expect("run curl");
+    assert!(
+        output.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[tokio::test]
+async fn nghttp2_client_sends_raw_device_ids() {
+    let certificate = TestCertificate::generate();
+    let tls_server = start(Some(&certificate)).await;
+    let plain_server = start(None).await;
+    let tls_url = format!(
+        "https://localhost:{}/api/stats/calls/{CALL}/devices/{DEVICE}",
+        tls_server.addr.port()
+    );
+    let plain_url = format!(
+        "http://127.0.0.1:{}/api/stats/calls/{CALL}/devices/{DEVICE}",
+        plain_server.addr.port()
+    );
+    let resolve = format!("localhost:{}:127.0.0.1", tls_server.addr.port());
+    let expected = format!("{CALL}|{DEVICE}|2");
+    // Several requests on one connection: the later header blocks refer to the client's dynamic table.
+    // (curl 7.88 never sends a second request on a reused h2c prior-knowledge connection, even to a stock
+    // hyper server, so h2c gets one request.)
+    let format = "|%{http_version}|%{http_code}|%{num_connects}\n";
+    let cases: [(&str, &String, usize, &[&str]); 3] = [
+        ("2", &tls_url, 3, &["-k", "--http2", "--resolve", &resolve]),
+        ("2", &plain_url, 1, &["--http2-prior-knowledge"]),
+        ("1.1", &plain_url, 3, &["--http1.1"]),
+    ];
+    for (version, url, requests, options) in cases {
+        let mut args = options.to_vec();
+        args.extend([
+            "-X",
+            "PATCH",
+            "-H",
+            "content-type: application/json",
+            "-H",
+            "x-api-key: abcdefabcdef",
+            "-d",
+            "{}",
+            "-w",
+            format,
+        ]);
+        args.extend(std::iter::repeat_n(url.as_str(), requests));
+        let Some(output) = curl(&args).await else {
+            eprintln!("curl with HTTP/2 support not found: skipped");
+            return;
+        };
+        let lines: Vec<&str> = output.lines().collect();
+        assert_eq!(lines.len(), requests, "{output}");
+        for (index, line) in lines.iter().enumerate() {
+            // Only the first request opens a connection.
+            let connects = if index == 0 { 1 } else { 0 };
+            assert_eq!(
+                *line,
+                format!("{expected}|{version}|200|{connects}"),
+                "{options:?}: {output}"
+            );
+        }
+    }
+}
