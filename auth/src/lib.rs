@@ -28,6 +28,7 @@ use flexiapi_core::http::{Peer, RequestSpace};
 use flexiapi_core::model::space::realm_for_domain;
 use flexiapi_core::model::{Account, Space};
 use flexiapi_core::{time, with_db, Config, Db};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::request::Parts;
 use http::HeaderValue;
@@ -73,7 +74,7 @@ pub struct Authenticator {
     opaque_expiration_minutes: u64,
     global_jwt: Option<jwt::JwtSettings>,
     oidc: RwLock<HashMap<i64, (Instant, Option<OidcConfiguration>)>>,
-    failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    failures: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
 }
 
 /// A Space's OIDC configuration (the parts verification needs).
@@ -109,9 +110,11 @@ impl Authenticator {
             }
         };
         let failures = NonZeroU32::new(config.auth_failure_limit_per_minute)
-            .map(|limit| RateLimiter::keyed(Quota::per_minute(limit)));
+            .map(|limit| Arc::new(RateLimiter::keyed(Quota::per_minute(limit))));
         let keys = api_key::KeyStore::new(db.clone(), config.ingest.auth_cache_ttl);
+        // Weak references: the housekeeping task ends with the authenticator.
         let flusher = Arc::downgrade(&keys);
+        let limiter = failures.as_ref().map(Arc::downgrade);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
@@ -119,6 +122,11 @@ impl Authenticator {
                 let Some(keys) = flusher.upgrade() else { break };
                 if let Err(error) = keys.flush().await {
                     tracing::warn!(%error, "cannot write API key usage");
+                }
+                // Forget IPs whose failure budget is whole again, so a scan of many IPs cannot grow memory.
+                if let Some(limiter) = limiter.as_ref().and_then(|l| l.upgrade()) {
+                    limiter.retain_recent();
+                    limiter.shrink_to_fit();
                 }
             }
         });
@@ -165,10 +173,12 @@ impl Authenticator {
             Err(error) => {
                 if error.is_credential_failure() {
                     if let Some(limiter) = &self.failures {
-                        if limiter.check_key(&ip).is_err() {
+                        if let Err(not_until) = limiter.check_key(&ip) {
                             ::metrics::counter!(metrics::THROTTLED).increment(1);
+                            let wait = not_until.wait_time_from(limiter.clock().now());
                             return Err(AuthError::TooManyAttempts {
-                                retry_after_seconds: 60,
+                                // Whole seconds, at least one (Laravel's Retry-After is an integer).
+                                retry_after_seconds: wait.as_secs() + 1,
                             });
                         }
                     }
