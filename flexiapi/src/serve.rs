@@ -47,30 +47,12 @@ pub async fn ingest_only(config: Config) -> anyhow::Result<()> {
     if !config.scale_mode() {
         anyhow::bail!("flexiapi ingest needs FLEXIAPI_KAFKA_BROKERS (use `flexiapi serve` for the embedded store)");
     }
-    let metrics = telemetry::install_metrics()?;
-    let db = admin::open(&config).await?;
-    let auth = Arc::new(Authenticator::new(db.clone(), &config).context("authentication setup")?);
-    let spaces = Arc::new(SpaceDirectory::new(
-        db.clone(),
-        config.ingest.auth_cache_ttl,
-        config.root_host.clone(),
-    ));
-    let ingest = Ingest::start(db.clone(), &config, auth)
-        .await
-        .context("statistics ingest setup")?;
-    run_http(&config, ingest.router(), spaces, metrics).await?;
-    ingest.shutdown().await;
-    db.close().await;
-    Ok(())
+    anyhow::bail!("scale mode (Kafka) is not part of this build yet: use `flexiapi serve`")
 }
 
 /// `flexiapi sink`: Kafka → ClickHouse until SIGTERM / Ctrl-C.
-pub async fn sink(config: Config) -> anyhow::Result<()> {
-    let _metrics = telemetry::install_metrics()?;
-    flexiapi_ingest::sink::run(&config, shutdown_signal())
-        .await
-        .context("sink")?;
-    Ok(())
+pub async fn sink(_config: Config) -> anyhow::Result<()> {
+    anyhow::bail!("scale mode (ClickHouse sink) is not part of this build yet")
 }
 
 async fn run_http(
