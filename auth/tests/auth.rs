@@ -111,6 +111,36 @@ async fn digest_exchange(engine: Engine) {
         assert_eq!(message(&burnt), "Invalid opaque");
     }
 
+    // D4: admin routes accept DIGEST too.
+    f.account("adam", HOST, true, &[Algorithm::Sha256]).await;
+    let r = f
+        .get(HOST, "/admin", &[("from", "sip:adam@a.example")], None)
+        .await;
+    assert_eq!(r.status, 401);
+    let line = challenges(&r)[0].clone();
+    let authorization = digest_authorization(&line, "adam", PASSWORD, "/admin", "00000001");
+    let ok = f
+        .get(
+            HOST,
+            "/admin",
+            &[
+                ("from", "sip:adam@a.example"),
+                ("authorization", &authorization),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+
+    // An account without any hash gets a 401 without challenge lines.
+    f.account("nopass", HOST, false, &[]).await;
+    let r = f
+        .get(HOST, "/user", &[("from", "sip:nopass@a.example")], None)
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(message(&r), "Unauthenticated request");
+    assert!(challenges(&r).is_empty());
+
     // uri with the query string is accepted too.
     let line = challenge_for(&f, from, None).await[0].clone();
     let authorization = digest_authorization(&line, "alice", PASSWORD, "/user?x=1", "00000001");
