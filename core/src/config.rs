@@ -90,6 +90,23 @@ pub struct Config {
     pub auth_failure_limit_per_minute: u32,
     /// Statistics ingest tuning.
     pub ingest: IngestConfig,
+    /// Scale mode tuning (Kafka log, ClickHouse sink).
+    pub scale: ScaleConfig,
+}
+
+/// Tuning of scale mode: the Kafka log of `flexiapi ingest` and the ClickHouse sink.
+#[derive(Debug, Clone)]
+pub struct ScaleConfig {
+    /// Partitions given to the topic when the ingest or the sink creates it (`FLEXIAPI_KAFKA_PARTITIONS`).
+    pub kafka_partitions: i32,
+    /// Most events the sink writes to ClickHouse in one batch (`FLEXIAPI_SINK_BATCH_MAX`).
+    pub sink_batch_max: usize,
+    /// Longest the sink waits to fill a batch, from its first event (`FLEXIAPI_SINK_BATCH_MS`).
+    pub sink_batch_time: Duration,
+    /// Entities (calls, messages, conferences) the ingest's status index remembers (`FLEXIAPI_INGEST_INDEX_CAPACITY`).
+    pub index_capacity: usize,
+    /// How far back the ingest reads the topic to rebuild its index at start (`FLEXIAPI_INGEST_INDEX_WINDOW_HOURS`).
+    pub index_window: Duration,
 }
 
 /// Upstream's expiry and limit settings (shared/spec/api-accounts.md §1.7), in minutes unless stated.
@@ -394,6 +411,26 @@ impl Config {
                 reason: "must be at least 1".into(),
             });
         }
+        let scale = ScaleConfig {
+            kafka_partitions: source.parsed("FLEXIAPI_KAFKA_PARTITIONS", 6)?,
+            sink_batch_max: source.parsed("FLEXIAPI_SINK_BATCH_MAX", 50_000)?,
+            sink_batch_time: Duration::from_millis(source.parsed("FLEXIAPI_SINK_BATCH_MS", 500)?),
+            index_capacity: source.parsed("FLEXIAPI_INGEST_INDEX_CAPACITY", 200_000)?,
+            index_window: Duration::from_secs(
+                source.parsed::<u64>("FLEXIAPI_INGEST_INDEX_WINDOW_HOURS", 24)? * 3600,
+            ),
+        };
+        if scale.sink_batch_max == 0 || scale.kafka_partitions < 1 {
+            return Err(ConfigError::Invalid {
+                name: if scale.sink_batch_max == 0 {
+                    "FLEXIAPI_SINK_BATCH_MAX"
+                } else {
+                    "FLEXIAPI_KAFKA_PARTITIONS"
+                },
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
         Ok(Config {
             listen: source.parsed("FLEXIAPI_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             database_url,
@@ -448,6 +485,7 @@ impl Config {
             auth_failure_limit_per_minute: source
                 .parsed("FLEXIAPI_AUTH_FAILURE_LIMIT_PER_MINUTE", 120)?,
             ingest,
+            scale,
         })
     }
 

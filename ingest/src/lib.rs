@@ -24,6 +24,10 @@ pub mod input;
 pub mod routes;
 pub mod store;
 
+pub mod clickhouse;
+pub mod kafka;
+pub mod sink;
+
 use std::sync::Arc;
 
 use flexiapi_auth::Authenticator;
@@ -41,8 +45,29 @@ impl Ingest {
         config: &Config,
         auth: Arc<Authenticator>,
     ) -> Result<Ingest, IngestError> {
+        if config.scale_mode() {
+            return Self::start_scale(db, config, auth).await;
+        }
         let store = Arc::new(store::Embedded::start(db.clone(), config));
         Ok(Self::with(store.clone(), store, db, config, auth))
+    }
+
+    /// Scale mode: events go to Kafka, reads come from ClickHouse.
+    async fn start_scale(
+        db: Db,
+        config: &Config,
+        auth: Arc<Authenticator>,
+    ) -> Result<Ingest, IngestError> {
+        if config.clickhouse_url.is_none() {
+            return Err(IngestError::Setup(
+                "scale mode (FLEXIAPI_KAFKA_BROKERS) reads the statistics from ClickHouse: set FLEXIAPI_CLICKHOUSE_URL".into(),
+            ));
+        }
+        let log = kafka::KafkaLog::start(config).await?;
+        let reader = Arc::new(clickhouse::ClickHouseReader::new(clickhouse::client(
+            config,
+        )?));
+        Ok(Self::with(log, reader, db, config, auth))
     }
 
     /// Builds the ingest over any log and reader (scale mode plugs its own here).

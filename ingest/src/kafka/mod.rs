@@ -1,0 +1,252 @@
+//! Scale mode's event log: `flexiapi ingest` appends every accepted event to Kafka.
+//!
+//! [`KafkaLog`] implements [`EventLog`]: the event is wrapped in an [`Envelope`] (acknowledgement time in µs),
+//! serialised as JSON and produced with the entity id as key (one call's, message's or conference's events
+//! land in one partition, in order) by an idempotent producer with `acks=all`; the reply is sent only once
+//! the broker confirmed the delivery. The statuses that depend on earlier events come from the [`index`],
+//! rebuilt at start from the topic's recent events ([`rebuild`]).
+//!
+//! Several ingest nodes: each node's index knows the events it appended itself plus, as of its start, those
+//! of the others. Flexisip keeps one connection per process and sends one entity's events one at a time, so
+//! with sticky routing (one Flexisip process → one node) every status is the single-node one. When one
+//! entity's events reach different nodes, every event is still appended and stored; only a status may differ
+//! (e.g. 400 for a device update whose call was posted through another node since this one started).
+
+pub mod index;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use flexiapi_core::Config;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::Mutex;
+
+use crate::error::IngestError;
+use crate::event::{Envelope, Event};
+use crate::log::{BoxFuture, EventLog, Outcome};
+
+use index::Index;
+
+fn kafka_error(what: &str) -> impl Fn(rdkafka::error::KafkaError) -> IngestError + '_ {
+    move |e| IngestError::Backend(format!("kafka {what}: {e}"))
+}
+
+/// Creates the topic when it does not exist yet.
+pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), IngestError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| IngestError::Setup(format!("kafka admin: {e}")))?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &options,
+        )
+        .await
+        .map_err(|e| IngestError::Setup(format!("kafka create topic {topic}: {e}")))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(IngestError::Setup(format!(
+                    "kafka create topic {name}: {code}"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The Kafka event log of `flexiapi ingest`.
+pub struct KafkaLog {
+    producer: FutureProducer,
+    topic: String,
+    index: Mutex<Index>,
+    last_ack_us: AtomicI64,
+}
+
+impl KafkaLog {
+    /// Connects, creates the topic when missing and rebuilds the index from the topic's recent events.
+    pub async fn start(config: &Config) -> Result<Arc<KafkaLog>, IngestError> {
+        let brokers = config
+            .kafka_brokers
+            .clone()
+            .ok_or_else(|| IngestError::Setup("FLEXIAPI_KAFKA_BROKERS is not set".into()))?;
+        ensure_topic(&brokers, &config.kafka_topic, config.scale.kafka_partitions).await?;
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            // Flexisip gives up on a request after 30 s of silence: fail before that.
+            .set("message.timeout.ms", "25000")
+            .set("linger.ms", "1")
+            .create()
+            .map_err(|e| IngestError::Setup(format!("kafka producer: {e}")))?;
+        let topic = config.kafka_topic.clone();
+        let capacity = config.scale.index_capacity;
+        let window = config.scale.index_window;
+        let index =
+            tokio::task::spawn_blocking(move || rebuild(&brokers, &topic, capacity, window))
+                .await
+                .map_err(|e| IngestError::Setup(format!("index rebuild: {e}")))??;
+        tracing::info!(
+            entities = index.len(),
+            "ingest index rebuilt from the topic"
+        );
+        Ok(Arc::new(KafkaLog {
+            producer,
+            topic: config.kafka_topic.clone(),
+            index: Mutex::new(index),
+            last_ack_us: AtomicI64::new(0),
+        }))
+    }
+
+    /// Acknowledgement time, strictly increasing on this node.
+    fn ack_time(&self) -> i64 {
+        let now = chrono::Utc::now().timestamp_micros();
+        let mut last = self.last_ack_us.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(last + 1);
+            match self.last_ack_us.compare_exchange(
+                last,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return next,
+                Err(seen) => last = seen,
+            }
+        }
+    }
+
+    async fn append_event(&self, event: Event) -> Result<Outcome, IngestError> {
+        if self.index.lock().await.is_duplicate(&event) {
+            return Ok(Outcome::Duplicate);
+        }
+        let envelope = Envelope {
+            acked_at_us: self.ack_time(),
+            event,
+        };
+        let payload = serde_json::to_vec(&envelope)
+            .map_err(|e| IngestError::Backend(format!("event encoding: {e}")))?;
+        let record = FutureRecord::to(&self.topic)
+            .key(envelope.event.entity_id())
+            .payload(&payload);
+        self.producer
+            .send(record, Timeout::Never)
+            .await
+            .map_err(|(e, _)| IngestError::Backend(format!("kafka delivery: {e}")))?;
+        Ok(self.index.lock().await.apply(&envelope))
+    }
+}
+
+impl EventLog for KafkaLog {
+    fn append(&self, event: Event) -> BoxFuture<'_, Result<Outcome, IngestError>> {
+        Box::pin(self.append_event(event))
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            // Every reply already waited for its delivery; flush whatever a cancelled request left behind.
+            let producer = self.producer.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await;
+        })
+    }
+}
+
+/// Reads the topic from `window` ago up to its current end and applies every event to a fresh index.
+pub fn rebuild(
+    brokers: &str,
+    topic: &str,
+    capacity: usize,
+    window: Duration,
+) -> Result<Index, IngestError> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "flexiapi-ingest-index")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .map_err(|e| IngestError::Setup(format!("kafka index consumer: {e}")))?;
+    let timeout = Duration::from_secs(30);
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(kafka_error("metadata"))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let since_ms = chrono::Utc::now().timestamp_millis() - window.as_millis() as i64;
+    let mut by_time = TopicPartitionList::new();
+    for partition in &partitions {
+        by_time
+            .add_partition_offset(topic, *partition, Offset::Offset(since_ms))
+            .map_err(kafka_error("offsets"))?;
+    }
+    let starts = consumer
+        .offsets_for_times(by_time, timeout)
+        .map_err(kafka_error("offsets for times"))?;
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining: Vec<(i32, i64)> = Vec::new();
+    for partition in &partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, *partition, timeout)
+            .map_err(kafka_error("watermarks"))?;
+        let start = match starts.find_partition(topic, *partition).map(|p| p.offset()) {
+            Some(Offset::Offset(o)) if o >= low => o,
+            // No event in the window (End) or no timestamp support: nothing or everything.
+            Some(Offset::End) => high,
+            _ => low,
+        };
+        if start < high {
+            assignment
+                .add_partition_offset(topic, *partition, Offset::Offset(start))
+                .map_err(kafka_error("assign"))?;
+            remaining.push((*partition, high));
+        }
+    }
+    let mut index = Index::new(capacity);
+    if remaining.is_empty() {
+        return Ok(index);
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(kafka_error("assign"))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    while !remaining.is_empty() {
+        if std::time::Instant::now() > deadline {
+            return Err(IngestError::Setup(
+                "index rebuild: the topic could not be read in 10 minutes".into(),
+            ));
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "index rebuild: consume error");
+                continue;
+            }
+        };
+        if let Some(Ok(envelope)) = message.payload().map(serde_json::from_slice::<Envelope>) {
+            index.apply(&envelope);
+        }
+        let (partition, offset) = (message.partition(), message.offset());
+        remaining.retain(|(p, high)| !(*p == partition && offset + 1 >= *high));
+    }
+    Ok(index)
+}

@@ -1,0 +1,282 @@
+//! `flexiapi sink`: Kafka → ClickHouse.
+//!
+//! The loop: consume events into a batch bounded by size (`FLEXIAPI_SINK_BATCH_MAX`) and time
+//! (`FLEXIAPI_SINK_BATCH_MS`, counted from the batch's first event) → turn them into rows per table
+//! ([`crate::clickhouse::rows`]) → insert every table in RowBinary (`async_insert=0` where the server knows
+//! the setting, so an accepted insert is written) → only then commit the offsets that follow the batch.
+//!
+//! Failures: an insert that fails is retried with exponential back-off from the rows the sink kept (it does
+//! not use the crate's `Inserter`, which drops its buffer on error); nothing is committed before every table
+//! took its rows. A crash (kill -9) between insert and commit replays the batch: each row carries its Kafka
+//! partition and offset, so the ReplacingMergeTree tables collapse the replayed copies and the reads use
+//! `FINAL` — no duplicate in any query result. An event that is not a valid envelope is counted and skipped
+//! (it can never become valid, and blocking the partition on it would stop the whole pipeline).
+
+pub mod metrics;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use clickhouse::{Client, Row};
+use flexiapi_core::Config;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
+use serde::Serialize;
+
+use crate::clickhouse::rows::{Position, Rows};
+use crate::clickhouse::{self as ch, backend};
+use crate::error::IngestError;
+use crate::event::Envelope;
+use crate::kafka;
+
+/// Longest pause between two insert attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Publishes the consumer lag librdkafka reports in its statistics.
+struct SinkContext;
+
+impl ClientContext for SinkContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, detail) in &statistics.topics {
+            for (partition, p) in &detail.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    metrics::lag(topic, *partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for SinkContext {}
+
+/// Runs the sink until `shutdown` resolves: the batch in hand is then written and committed before returning.
+pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), IngestError> {
+    let brokers = config
+        .kafka_brokers
+        .as_deref()
+        .ok_or_else(|| IngestError::Setup("flexiapi sink needs FLEXIAPI_KAFKA_BROKERS".into()))?;
+    let client = ch::client(config)?;
+    let writer = Writer::new(client).await?;
+    kafka::ensure_topic(brokers, &config.kafka_topic, config.scale.kafka_partitions).await?;
+    let consumer: StreamConsumer<SinkContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", &config.kafka_group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // A ClickHouse outage keeps the sink retrying without polling: stay in the group meanwhile.
+        .set("max.poll.interval.ms", "3600000")
+        .set("session.timeout.ms", "30000")
+        .set("statistics.interval.ms", "5000")
+        .set("fetch.wait.max.ms", "50")
+        .create_with_context(SinkContext)
+        .map_err(|e| IngestError::Setup(format!("kafka consumer: {e}")))?;
+    consumer
+        .subscribe(&[&config.kafka_topic])
+        .map_err(|e| IngestError::Setup(format!("kafka subscribe: {e}")))?;
+    tracing::info!(topic = %config.kafka_topic, group = %config.kafka_group, "sink consuming");
+    let batch_max = config.scale.sink_batch_max;
+    let batch_time = config.scale.sink_batch_time;
+    tokio::pin!(shutdown);
+    let mut stopping = false;
+    while !stopping {
+        let mut batch = Batch::default();
+        // Wait for the first event (or the end).
+        tokio::select! {
+            message = consumer.recv() => batch.take(message, &config.kafka_topic),
+            _ = &mut shutdown => break,
+        }
+        let deadline = tokio::time::Instant::now() + batch_time;
+        while batch.events < batch_max {
+            tokio::select! {
+                message = consumer.recv() => batch.take(message, &config.kafka_topic),
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = &mut shutdown => { stopping = true; break; }
+            }
+        }
+        if batch.offsets.is_empty() {
+            continue;
+        }
+        // Stopping while ClickHouse is down: leave without committing (the batch is replayed at the next start).
+        let written = if stopping {
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                writer.write_until_done(&batch.rows),
+            )
+            .await
+            .ok()
+        } else {
+            tokio::select! {
+                result = writer.write_until_done(&batch.rows) => Some(result),
+                _ = &mut shutdown => None,
+            }
+        };
+        let Some(written) = written else {
+            tracing::warn!("stopping before the batch was written; it will be replayed");
+            return Ok(());
+        };
+        written?;
+        commit(&consumer, &config.kafka_topic, &batch.offsets);
+    }
+    tracing::info!("sink stopped");
+    Ok(())
+}
+
+fn commit<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    topic: &str,
+    offsets: &HashMap<i32, i64>,
+) {
+    let mut list = TopicPartitionList::new();
+    for (partition, offset) in offsets {
+        // The committed offset is the next one to read.
+        if let Err(e) = list.add_partition_offset(topic, *partition, Offset::Offset(offset + 1)) {
+            tracing::error!(error = %e, "cannot build the offset list");
+            return;
+        }
+    }
+    // A failed commit (rebalance, broker restart) only means this batch may be replayed: rows collapse.
+    if let Err(e) = consumer.commit(&list, CommitMode::Sync) {
+        metrics::commit_failed();
+        tracing::warn!(error = %e, "offset commit failed; the batch may be replayed");
+    }
+}
+
+/// Events taken from Kafka but not yet committed.
+#[derive(Default)]
+struct Batch {
+    rows: Rows,
+    /// Highest offset seen per partition.
+    offsets: HashMap<i32, i64>,
+    events: usize,
+    first_acked_us: Option<i64>,
+}
+
+impl Batch {
+    fn take<M: Message>(&mut self, message: Result<M, rdkafka::error::KafkaError>, topic: &str) {
+        let message = match message {
+            Ok(message) => message,
+            Err(e) => {
+                // Transient (broker restart, rebalance): librdkafka reconnects by itself.
+                tracing::warn!(error = %e, "kafka consume error");
+                metrics::consume_error();
+                return;
+            }
+        };
+        if message.topic() != topic {
+            return;
+        }
+        let at = Position {
+            partition: message.partition(),
+            offset: message.offset(),
+        };
+        let entry = self.offsets.entry(at.partition).or_insert(at.offset);
+        *entry = (*entry).max(at.offset);
+        self.events += 1;
+        match message.payload().map(serde_json::from_slice::<Envelope>) {
+            Some(Ok(envelope)) => {
+                self.first_acked_us = Some(
+                    self.first_acked_us
+                        .map_or(envelope.acked_at_us, |t| t.min(envelope.acked_at_us)),
+                );
+                self.rows.push(&envelope, at);
+            }
+            other => {
+                metrics::invalid_event();
+                tracing::error!(
+                    partition = at.partition,
+                    offset = at.offset,
+                    error = ?other.and_then(|r| r.err()).map(|e| e.to_string()),
+                    "skipping a message that is not a statistics event"
+                );
+            }
+        }
+    }
+}
+
+/// Inserts rows into ClickHouse, retrying until every table took them.
+pub struct Writer {
+    client: Client,
+    async_insert_setting: bool,
+}
+
+impl Writer {
+    /// A writer on the statistics database (detects what the server supports).
+    pub async fn new(client: Client) -> Result<Writer, IngestError> {
+        // The server may be down when the sink starts: wait for it like for any insert.
+        let mut backoff = Duration::from_millis(100);
+        let async_insert_setting = loop {
+            match ch::knows_async_insert(&client).await {
+                Ok(known) => break known,
+                Err(e) => {
+                    tracing::warn!(error = %e, "ClickHouse not reachable yet; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        };
+        Ok(Writer {
+            client,
+            async_insert_setting,
+        })
+    }
+
+    /// Inserts every table of `rows`, retrying with back-off until all succeed.
+    pub async fn write_until_done(&self, rows: &Rows) -> Result<(), IngestError> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let started = Instant::now();
+            match self.write(rows).await {
+                Ok(()) => {
+                    metrics::batch_written(rows.len(), started.elapsed());
+                    return Ok(());
+                }
+                Err(e) => {
+                    metrics::retry();
+                    tracing::warn!(error = %e, rows = rows.len(), retry_in_ms = backoff.as_millis() as u64, "ClickHouse insert failed; retrying the kept batch");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// One attempt: every non-empty table in turn. A table already written is written again on the next
+    /// attempt; its rows are identical and collapse.
+    pub async fn write(&self, rows: &Rows) -> Result<(), IngestError> {
+        self.table("calls", &rows.calls).await?;
+        self.table("call_ends", &rows.call_ends).await?;
+        self.table("call_device_events", &rows.call_devices).await?;
+        self.table("messages", &rows.messages).await?;
+        self.table("message_device_responses", &rows.message_responses)
+            .await?;
+        self.table("conferences", &rows.conferences).await?;
+        self.table("conference_ends", &rows.conference_ends).await?;
+        self.table("participant_events", &rows.participant_events)
+            .await?;
+        Ok(())
+    }
+
+    async fn table<T: Row + Serialize>(&self, name: &str, rows: &[T]) -> Result<(), IngestError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self
+            .client
+            .insert::<T>(name)
+            .map_err(backend)?
+            .with_timeouts(Some(Duration::from_secs(30)), Some(Duration::from_secs(60)));
+        if self.async_insert_setting {
+            insert = insert.with_option("async_insert", "0");
+        }
+        for row in rows {
+            insert.write(row).await.map_err(backend)?;
+        }
+        insert.end().await.map_err(backend)?;
+        metrics::rows(name, rows.len());
+        Ok(())
+    }
+}
