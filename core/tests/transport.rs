@@ -324,3 +324,32 @@ async fn nghttp2_client_sends_raw_device_ids() {
         }
     }
 }
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_silent_connections() {
+    let certificate = TestCertificate::generate();
+    for tls in [None, Some(&certificate)] {
+        let mut server = start(tls).await;
+        // A TCP probe that connects and says nothing, and a client idle between requests.
+        let _silent = TcpStream::connect(server.addr).await.unwrap();
+        let mut idle = RawH2::handshake(TcpStream::connect(server.addr).await.unwrap())
+            .await
+            .unwrap();
+        if tls.is_none() {
+            let response = idle
+                .request("GET", "localhost", b"/peer", &[], b"")
+                .await
+                .unwrap();
+            assert_eq!(response.text(), "false");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        server.stop.take().unwrap().send(()).unwrap();
+        // Less than the TLS handshake timeout (20 s); hyper's graceful close of the idle h2c connection
+        // waits for a PING answer this test client never sends, which the server bounds to 5 s.
+        tokio::time::timeout(Duration::from_secs(10), server.done)
+            .await
+            .expect("shutdown does not wait for connections without requests")
+            .unwrap()
+            .unwrap();
+    }
+}

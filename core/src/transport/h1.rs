@@ -42,10 +42,30 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// Length of the head at the start of `buffer` (up to and including its empty line), if complete. Bare LF
+/// line endings count, as hyper's parser (httparse) accepts them.
+fn head_end(buffer: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(newline) = buffer[from..].iter().position(|b| *b == b'\n') {
+        let at = from + newline;
+        let rest = &buffer[at + 1..];
+        if rest.starts_with(b"\n") {
+            return Some(at + 2);
+        }
+        if rest.starts_with(b"\r\n") {
+            return Some(at + 3);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 /// Rewrites one request head; returns it and the state for what follows it.
 fn process_head(head: &[u8]) -> (Vec<u8>, State) {
-    let line_end = find(head, b"\r\n").unwrap_or(head.len());
+    let line_end = head.iter().position(|b| *b == b'\n').unwrap_or(head.len());
     let request_line = &head[..line_end];
+    let request_line = request_line.strip_suffix(b"\r").unwrap_or(request_line);
+    let line_end = request_line.len();
     let mut rewritten = Vec::with_capacity(head.len() + 16);
     let parts: Vec<&[u8]> = request_line.splitn(3, |b| *b == b' ').collect();
     let mut next = State::Head;
@@ -131,16 +151,21 @@ impl Rewrite for H1 {
                 }
                 State::Head => {
                     // Empty lines between requests are tolerated by servers: pass them on.
-                    if available.starts_with(b"\r\n") {
-                        out.extend_from_slice(b"\r\n");
-                        pos += 2;
+                    let empty = if available.starts_with(b"\r\n") {
+                        2
+                    } else {
+                        usize::from(available.starts_with(b"\n"))
+                    };
+                    if empty > 0 {
+                        out.extend_from_slice(&available[..empty]);
+                        pos += empty;
                         continue;
                     }
-                    match find(available, b"\r\n\r\n") {
+                    match head_end(available) {
                         Some(end) => {
-                            let (head, next) = process_head(&available[..end + 4]);
+                            let (head, next) = process_head(&available[..end]);
                             out.extend_from_slice(&head);
-                            pos += end + 4;
+                            pos += end;
                             self.state = next;
                         }
                         None if available.len() > MAX_HEAD => self.state = State::Passthrough,
@@ -200,5 +225,18 @@ mod tests {
         // Byte by byte gives the same result.
         let bytes: Vec<&[u8]> = input.chunks(1).collect();
         assert_eq!(run(&bytes), expected);
+    }
+
+    #[test]
+    fn bare_line_feeds_and_empty_lines() {
+        let input: &[u8] =
+            b"\r\n\nGET /a/<b> HTTP/1.1\nHost: h\nContent-Length: 3\n\n<>xGET /c/<d> HTTP/1.1\n\n";
+        let expected: &[u8] =
+            b"\r\n\nGET /a/%3Cb%3E HTTP/1.1\nHost: h\nContent-Length: 3\n\n<>xGET /c/%3Cd%3E HTTP/1.1\n\n";
+        assert_eq!(run(&[input]), expected);
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(run(&bytes), expected);
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nrest"), Some(24));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r"), None);
     }
 }

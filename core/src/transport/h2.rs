@@ -5,6 +5,11 @@
 //! as literals without indexing, so the server's decoder never holds a dynamic table that could drift from
 //! the client's. Frames other than HEADERS/CONTINUATION pass through byte for byte. Re-encoded blocks larger
 //! than the default frame size are split into CONTINUATION frames; padding is dropped.
+//!
+//! Input we cannot follow (an undecodable block, an oversized frame or header block) switches the connection
+//! to pass-through: hyper's h2 then sees the client's bytes as they are and applies its own limits and
+//! errors. The decoder is `loona-hpack` rather than `hpack` 0.3, which panics on a truncated table size
+//! update — untrusted input must not be able to panic the connection task.
 
 use bytes::BytesMut;
 
@@ -17,6 +22,13 @@ pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const MAX_BUFFERED_FRAME: usize = 1 << 20;
 /// Frame payload size the server accepts by default (SETTINGS_MAX_FRAME_SIZE).
 const MAX_FRAME_PAYLOAD: usize = 16_384;
+/// Largest header block (HEADERS + CONTINUATION fragments) we collect before decoding. Without a bound, a
+/// CONTINUATION flood would grow our buffer while h2's own guard never sees the frames. Even with the
+/// shortest Huffman codes this much encodes more than the server's header list limit (256 KiB).
+const MAX_HEADER_BLOCK: usize = 1 << 20;
+/// The dynamic table size the server lets the client use (SETTINGS_HEADER_TABLE_SIZE: hyper keeps the
+/// protocol default and so never announces another).
+const HEADER_TABLE_SIZE: usize = 4_096;
 
 const HEADERS: u8 = 0x1;
 const CONTINUATION: u8 = 0x9;
@@ -36,17 +48,19 @@ struct PendingBlock {
 pub struct H2 {
     preface_left: usize,
     buffer: Vec<u8>,
-    decoder: hpack::Decoder<'static>,
+    decoder: loona_hpack::Decoder<'static>,
     block: Option<PendingBlock>,
     passthrough: bool,
 }
 
 impl Default for H2 {
     fn default() -> Self {
+        let mut decoder = loona_hpack::Decoder::new();
+        decoder.set_max_allowed_table_size(HEADER_TABLE_SIZE);
         H2 {
             preface_left: PREFACE.len(),
             buffer: Vec::new(),
-            decoder: hpack::Decoder::new(),
+            decoder,
             block: None,
             passthrough: false,
         }
@@ -93,16 +107,54 @@ fn frame_header(length: usize, kind: u8, flags: u8, stream_id: u32, out: &mut By
     out.extend_from_slice(&(stream_id & 0x7fff_ffff).to_be_bytes());
 }
 
+/// Frames a header block fragment as HEADERS (+ CONTINUATION when it exceeds one frame); END_HEADERS is set
+/// on the last frame only when `end_headers`.
+fn write_block(block: &PendingBlock, fragment: &[u8], end_headers: bool, out: &mut BytesMut) {
+    let priority_len = if block.priority.is_some() { 5 } else { 0 };
+    let first_room = MAX_FRAME_PAYLOAD - priority_len;
+    let (first, mut rest) = fragment.split_at(fragment.len().min(first_room));
+    let mut flags = if block.end_stream { END_STREAM } else { 0 };
+    if block.priority.is_some() {
+        flags |= PRIORITY;
+    }
+    if rest.is_empty() && end_headers {
+        flags |= END_HEADERS;
+    }
+    frame_header(
+        first.len() + priority_len,
+        HEADERS,
+        flags,
+        block.stream_id,
+        out,
+    );
+    if let Some(priority) = block.priority {
+        out.extend_from_slice(&priority);
+    }
+    out.extend_from_slice(first);
+    while !rest.is_empty() {
+        let (chunk, remaining) = rest.split_at(rest.len().min(MAX_FRAME_PAYLOAD));
+        let flags = if remaining.is_empty() && end_headers {
+            END_HEADERS
+        } else {
+            0
+        };
+        frame_header(chunk.len(), CONTINUATION, flags, block.stream_id, out);
+        out.extend_from_slice(chunk);
+        rest = remaining;
+    }
+}
+
 impl H2 {
+    /// Decodes a complete block, rewrites `:path` and frames the re-encoded block.
     fn emit_block(&mut self, block: PendingBlock, out: &mut BytesMut) {
-        let fragment = match self.decoder.decode(&block.fragment) {
+        match self.decoder.decode(&block.fragment) {
             Ok(mut headers) => {
                 for (name, value) in headers.iter_mut() {
                     if name.as_slice() == b":path" && !target::is_acceptable(value) {
                         *value = target::encode(value);
                     }
                 }
-                encode_literal_block(&headers)
+                write_block(&block, &encode_literal_block(&headers), true, out);
             }
             Err(error) => {
                 // Our table may now differ from the client's: hand the block over unchanged (the server's
@@ -111,46 +163,32 @@ impl H2 {
                     ?error,
                     "undecodable header block; passing the connection through"
                 );
+                write_block(&block, &block.fragment, true, out);
                 self.passthrough = true;
-                block.fragment
             }
-        };
-        let priority_len = if block.priority.is_some() { 5 } else { 0 };
-        let first_room = MAX_FRAME_PAYLOAD - priority_len;
-        let (first, mut rest) = fragment.split_at(fragment.len().min(first_room));
-        let mut flags = if block.end_stream { END_STREAM } else { 0 };
-        if block.priority.is_some() {
-            flags |= PRIORITY;
-        }
-        if rest.is_empty() {
-            flags |= END_HEADERS;
-        }
-        frame_header(
-            first.len() + priority_len,
-            HEADERS,
-            flags,
-            block.stream_id,
-            out,
-        );
-        if let Some(priority) = block.priority {
-            out.extend_from_slice(&priority);
-        }
-        out.extend_from_slice(first);
-        while !rest.is_empty() {
-            let (chunk, remaining) = rest.split_at(rest.len().min(MAX_FRAME_PAYLOAD));
-            let flags = if remaining.is_empty() { END_HEADERS } else { 0 };
-            frame_header(chunk.len(), CONTINUATION, flags, block.stream_id, out);
-            out.extend_from_slice(chunk);
-            rest = remaining;
         }
     }
 
-    /// Handles one complete frame; false when it could not be interpreted (then it was passed on as is).
+    /// Stops interpreting the connection: a block still being collected goes out as received so far
+    /// (without END_HEADERS, its remaining frames follow untouched), then everything passes through.
+    fn give_up(&mut self, out: &mut BytesMut) {
+        if let Some(block) = self.block.take() {
+            write_block(&block, &block.fragment, false, out);
+        }
+        self.passthrough = true;
+    }
+
+    /// Handles one complete frame (9-byte header included).
     fn frame(&mut self, frame: &[u8], out: &mut BytesMut) {
         let kind = frame[3];
         let flags = frame[4];
         let stream_id = u32::from_be_bytes([frame[5], frame[6], frame[7], frame[8]]) & 0x7fff_ffff;
         let payload = &frame[9..];
+        if self.block.is_some() && kind != CONTINUATION {
+            // Only CONTINUATION may follow an unfinished block (RFC 9113 §6.10): let h2 report the error.
+            self.give_up(out);
+            return out.extend_from_slice(frame);
+        }
         match kind {
             HEADERS => {
                 let mut body = payload;
@@ -194,10 +232,18 @@ impl H2 {
                         self.emit_block(block, out);
                     } else {
                         self.block = Some(block);
+                        if self
+                            .block
+                            .as_ref()
+                            .is_some_and(|b| b.fragment.len() > MAX_HEADER_BLOCK)
+                        {
+                            self.give_up(out);
+                        }
                     }
                 }
                 other => {
                     self.block = other;
+                    self.give_up(out);
                     out.extend_from_slice(frame);
                 }
             },
@@ -212,16 +258,18 @@ impl Rewrite for H2 {
             out.extend_from_slice(input);
             return;
         }
-        self.buffer.extend_from_slice(input);
+        // Taken out of `self` so frames can be handled in place, without copying each one.
+        let mut buffer = std::mem::take(&mut self.buffer);
+        buffer.extend_from_slice(input);
         let mut pos = 0;
         if self.preface_left > 0 {
-            let n = self.preface_left.min(self.buffer.len());
-            out.extend_from_slice(&self.buffer[..n]);
+            let n = self.preface_left.min(buffer.len());
+            out.extend_from_slice(&buffer[..n]);
             self.preface_left -= n;
             pos = n;
         }
         while !self.passthrough {
-            let available = &self.buffer[pos..];
+            let available = &buffer[pos..];
             if available.len() < 9 {
                 break;
             }
@@ -229,24 +277,27 @@ impl Rewrite for H2 {
                 | ((available[1] as usize) << 8)
                 | available[2] as usize;
             if length > MAX_BUFFERED_FRAME {
-                self.passthrough = true;
+                self.give_up(out);
                 break;
             }
             if available.len() < 9 + length {
                 break;
             }
-            let frame = available[..9 + length].to_vec();
+            self.frame(&available[..9 + length], out);
             pos += 9 + length;
-            self.frame(&frame, out);
         }
         if self.passthrough {
-            out.extend_from_slice(&self.buffer[pos..]);
-            pos = self.buffer.len();
+            out.extend_from_slice(&buffer[pos..]);
+            pos = buffer.len();
         }
-        self.buffer.drain(..pos);
+        buffer.drain(..pos);
+        self.buffer = buffer;
     }
 
     fn finish(&mut self, out: &mut BytesMut) {
+        if !self.passthrough {
+            self.give_up(out);
+        }
         out.extend_from_slice(&self.buffer);
         self.buffer.clear();
     }
@@ -348,7 +399,7 @@ mod tests {
     #[test]
     fn large_blocks_are_split() {
         let big = vec![b'a'; 40_000];
-        let headers = vec![
+        let headers = [
             (b":path".to_vec(), b"/<x>".to_vec()),
             (b"x-big".to_vec(), big),
         ];
@@ -376,5 +427,128 @@ mod tests {
         let blocks = decode_all(&out);
         assert_eq!(blocks[0][0].1, b"/%3Cx%3E".to_vec());
         assert_eq!(blocks[0][1].1.len(), 40_000);
+    }
+
+    #[test]
+    fn malformed_blocks_do_not_panic() {
+        // A truncated dynamic table size update, an out-of-range index, a truncated literal.
+        for block in [&[0x3fu8][..], &[0xbf, 0x7f][..], &[0x40, 0x05, b'a']] {
+            let mut input = PREFACE.to_vec();
+            input.extend(headers_frame(block, END_HEADERS | END_STREAM, 1));
+            let mut rewriter = H2::default();
+            let mut out = BytesMut::new();
+            rewriter.feed(&input, &mut out);
+            // Handed over unchanged, for the server to refuse.
+            assert_eq!(&out[..], &input[..]);
+        }
+    }
+
+    fn continuation_frame(fragment: &[u8], flags: u8, stream: u32) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        frame_header(fragment.len(), CONTINUATION, flags, stream, &mut out);
+        out.extend_from_slice(fragment);
+        out.to_vec()
+    }
+
+    #[test]
+    fn continuation_flood_is_bounded() {
+        let mut rewriter = H2::default();
+        let mut out = BytesMut::new();
+        let mut input = PREFACE.to_vec();
+        input.extend(headers_frame(&[0x82], 0, 1));
+        rewriter.feed(&input, &mut out);
+        let piece = continuation_frame(&[0x40; MAX_FRAME_PAYLOAD], 0, 1);
+        for _ in 0..(MAX_HEADER_BLOCK / MAX_FRAME_PAYLOAD + 10) {
+            rewriter.feed(&piece, &mut out);
+        }
+        // We stopped collecting: our buffer is empty and the frames went on to h2, which limits them itself.
+        assert!(rewriter.passthrough);
+        assert!(rewriter.block.is_none());
+        assert!(rewriter.buffer.is_empty());
+        assert!(out.len() > MAX_HEADER_BLOCK);
+        let before = out.len();
+        rewriter.feed(&piece, &mut out);
+        assert_eq!(&out[before..], &piece[..]);
+    }
+
+    #[test]
+    fn unfinished_block_interrupted_is_handed_over() {
+        // HEADERS without END_HEADERS, then a DATA frame: a protocol error h2 must see for itself.
+        let mut input = PREFACE.to_vec();
+        input.extend(headers_frame(&[0x82, 0x86], 0, 1));
+        let mut data = BytesMut::new();
+        frame_header(2, 0x0, END_STREAM, 1, &mut data);
+        data.extend_from_slice(b"{}");
+        input.extend(data.to_vec());
+        let mut rewriter = H2::default();
+        let mut out = BytesMut::new();
+        rewriter.feed(&input, &mut out);
+        assert_eq!(&out[..], &input[..]);
+        assert!(rewriter.passthrough);
+    }
+
+    #[test]
+    fn dynamic_table_size_updates_are_followed() {
+        let headers: Vec<(&[u8], &[u8])> = vec![
+            (b":method", b"GET"),
+            (b":path", b"/<a>"),
+            (b"x-long", b"0123456789"),
+        ];
+        // Shrinking the table to nothing and back (both updates at the start of a block) evicts every entry.
+        let mut reset = Vec::new();
+        encode_integer(0, 5, 0x20, &mut reset);
+        encode_integer(HEADER_TABLE_SIZE, 5, 0x20, &mut reset);
+
+        // A client that resets its table and starts afresh: every block decodes.
+        let mut old = hpack::Encoder::new();
+        let mut fresh = hpack::Encoder::new();
+        let mut second = reset.clone();
+        second.extend(fresh.encode(headers.clone()));
+        let mut input = PREFACE.to_vec();
+        input.extend(headers_frame(&old.encode(headers.clone()), END_HEADERS, 1));
+        input.extend(headers_frame(&second, END_HEADERS, 3));
+        input.extend(headers_frame(
+            &fresh.encode(headers.clone()),
+            END_HEADERS,
+            5,
+        ));
+        let mut rewriter = H2::default();
+        let mut out = BytesMut::new();
+        rewriter.feed(&input, &mut out);
+        assert!(!rewriter.passthrough);
+        let blocks = decode_all(&out);
+        assert_eq!(blocks.len(), 3);
+        for block in blocks {
+            assert_eq!(block[1].1, b"/%3Ca%3E".to_vec());
+            assert_eq!(block[2].1, b"0123456789".to_vec());
+        }
+
+        // Referring to an entry evicted by the reset is an error: our table really was emptied.
+        let mut rewriter = H2::default();
+        let mut out = BytesMut::new();
+        rewriter.feed(PREFACE, &mut out);
+        let mut warm = hpack::Encoder::new();
+        let block = warm.encode(headers.clone());
+        rewriter.feed(&headers_frame(&block, END_HEADERS, 1), &mut out);
+        assert!(!rewriter.passthrough);
+        let mut stale = reset.clone();
+        stale.extend(warm.encode(headers.clone()));
+        let frame = headers_frame(&stale, END_HEADERS, 3);
+        let mut second = BytesMut::new();
+        rewriter.feed(&frame, &mut second);
+        assert!(rewriter.passthrough);
+        assert_eq!(&second[..], &frame[..]);
+
+        // A size above what the server allows (4096) is the client's error: handed over for h2 to refuse.
+        let mut rewriter = H2::default();
+        let mut out = BytesMut::new();
+        let mut input = PREFACE.to_vec();
+        let mut too_big = Vec::new();
+        encode_integer(8192, 5, 0x20, &mut too_big);
+        too_big.push(0x82);
+        input.extend(headers_frame(&too_big, END_HEADERS, 1));
+        rewriter.feed(&input, &mut out);
+        assert_eq!(&out[..], &input[..]);
+        assert!(rewriter.passthrough);
     }
 }

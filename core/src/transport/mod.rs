@@ -197,19 +197,32 @@ enum Protocol {
     Http2,
 }
 
+/// Runs `future` unless shutdown starts first: a connection that has not sent a request yet has nothing to
+/// drain, and waiting for it (a silent TCP probe, a slow handshake) would hold shutdown up.
+async fn unless_stopped<F: Future>(
+    stop: &mut watch::Receiver<bool>,
+    future: F,
+) -> Option<F::Output> {
+    tokio::select! {
+        output = future => Some(output),
+        _ = stop.wait_for(|stopped| *stopped) => None,
+    }
+}
+
 impl Connection {
     async fn run(self, stream: TcpStream) {
         match self.acceptor.clone() {
             Some(acceptor) => {
-                let tls =
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(error)) => {
-                            tracing::debug!(peer = %self.addr, %error, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
+                let mut stop = self.stop.clone();
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                let tls = match unless_stopped(&mut stop, handshake).await {
+                    Some(Ok(Ok(tls))) => tls,
+                    Some(Ok(Err(error))) => {
+                        tracing::debug!(peer = %self.addr, %error, "TLS handshake failed");
+                        return;
+                    }
+                    Some(Err(_)) | None => return,
+                };
                 let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
                 match alpn.as_deref() {
                     Some(b"h2") => {
@@ -234,11 +247,14 @@ impl Connection {
     {
         let mut seen = Vec::with_capacity(h2::PREFACE.len());
         let mut byte = [0u8; 64];
+        let mut stop = self.stop.clone();
         while seen.len() < h2::PREFACE.len() && h2::PREFACE.starts_with(&seen) {
             let want = (h2::PREFACE.len() - seen.len()).min(byte.len());
-            match stream.read(&mut byte[..want]).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => seen.extend_from_slice(&byte[..n]),
+            // The same patience as for an HTTP/1.1 request head.
+            let read = tokio::time::timeout(HEADER_READ_TIMEOUT, stream.read(&mut byte[..want]));
+            match unless_stopped(&mut stop, read).await {
+                Some(Ok(Ok(n))) if n > 0 => seen.extend_from_slice(&byte[..n]),
+                _ => return,
             }
         }
         let protocol = if seen.as_slice() == h2::PREFACE {
