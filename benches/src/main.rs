@@ -1,1 +1,340 @@
-fn main() {}
+//! `flexiapi-bench`: load benchmarks of flexiapi against a minimal hyper "ceiling" server on the same machine.
+//!
+//! Run through `benches/run.sh`, which builds in release mode and pins this load generator to core 1 while
+//! every server under test runs pinned to core 0. Figures are printed, never asserted.
+
+mod ceiling;
+mod client;
+mod load;
+mod me;
+mod mix;
+mod process;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use flexiapi_core::testing::{Engine, TestDb};
+use flexiapi_core::with_db;
+
+use load::{Plan, Report, Script};
+use process::Server;
+
+const HOST: &str = "flexiapi.bench.test";
+const DOMAIN: &str = "sip.bench.test";
+const PASSWORD: &str = "bench-secret";
+/// The core servers run on; the load generator is pinned to the other one by run.sh.
+const SERVER_CORE: usize = 0;
+
+#[derive(Parser)]
+#[command(about = "Load benchmarks of flexiapi against a minimal hyper ceiling")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The ceiling server alone (started by the other commands).
+    Ceiling {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+    /// Statistics ingest: the Flexisip call/message mix, embedded store.
+    Ingest {
+        #[command(flatten)]
+        common: Common,
+        /// Database engines to run on (PostgreSQL needs FLEXIAPI_TEST_POSTGRES_URL).
+        #[arg(long, value_delimiter = ',', default_value = "sqlite")]
+        engines: Vec<EngineArg>,
+    },
+    /// Account API: GET /api/accounts/me with an API key and with DIGEST, on PostgreSQL.
+    Api {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct Common {
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Seconds per measured run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// The flexiapi binary (default: next to this one).
+    #[arg(long)]
+    flexiapi: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EngineArg {
+    Sqlite,
+    Postgres,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Ceiling { listen } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(ceiling::serve(listen)),
+        // One thread: the load generator keeps to the core it is pinned to.
+        command => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(async move {
+                match command {
+                    Command::Ingest { common, engines } => ingest(common, engines).await,
+                    Command::Api { common } => api(common).await,
+                    Command::Ceiling { .. } => unreachable!(),
+                }
+            }),
+    }
+}
+
+fn plan(common: &Common, seconds: u64, rate: Option<f64>) -> Plan {
+    Plan {
+        connections: common.connections,
+        duration: Duration::from_secs(seconds),
+        rate,
+    }
+}
+
+/// Runs `script` against a fresh ceiling server at full speed.
+async fn ceiling_rate(
+    common: &Common,
+    script: impl Fn(usize) -> Box<dyn Script>,
+) -> anyhow::Result<Report> {
+    let addr = process::free_addr()?;
+    let me = std::env::current_exe()?;
+    let listen = addr.to_string();
+    let server = process::start(
+        SERVER_CORE,
+        &me,
+        &["ceiling", "--listen", &listen],
+        &[],
+        addr,
+    )?;
+    load::run(addr, plan(common, 2, None), &script).await;
+    let report = load::run(addr, plan(common, common.seconds, None), &script).await;
+    server.stop()?;
+    Ok(report)
+}
+
+/// A fresh database with the bench space and an admin; returns it and the admin's API key.
+async fn prepare(binary: &std::path::Path, engine: Engine) -> anyhow::Result<(TestDb, String)> {
+    let db = TestDb::new(engine).await;
+    process::flexiapi_cli(
+        binary,
+        &db.url,
+        &["spaces", "create-update", DOMAIN, HOST, "Bench"],
+    )?;
+    let admin = process::flexiapi_cli(
+        binary,
+        &db.url,
+        &[
+            "accounts",
+            "create-admin",
+            "--username",
+            "admin",
+            "--password",
+            PASSWORD,
+            "--domain",
+            DOMAIN,
+        ],
+    )?;
+    let admin: serde_json::Value =
+        serde_json::from_str(admin.trim()).context("create-admin output")?;
+    let key = admin["api_key"].as_str().context("api_key")?.to_owned();
+    Ok((db, key))
+}
+
+fn start_flexiapi(binary: &std::path::Path, db: &TestDb) -> anyhow::Result<Server> {
+    let addr = process::free_addr()?;
+    process::start(
+        SERVER_CORE,
+        binary,
+        &["serve"],
+        &[
+            ("FLEXIAPI_DATABASE_URL", db.url.clone()),
+            ("FLEXIAPI_LISTEN", addr.to_string()),
+            ("RUST_LOG", "warn".to_owned()),
+        ],
+        addr,
+    )
+}
+
+fn print_errors(report: &Report) {
+    for error in &report.first_errors {
+        println!("    ! {error}");
+    }
+}
+
+async fn count(db: &TestDb, sql: &str) -> anyhow::Result<u64> {
+    let n: i64 = with_db!(&db.db, pool => sqlx::query_scalar(sql).fetch_one(pool).await)?;
+    Ok(n as u64)
+}
+
+/// What the database holds for each acknowledged counter of the mix.
+const STORED: [(&str, &str); 7] = [
+    ("calls", "SELECT COUNT(*) FROM statistics_calls"),
+    (
+        "call devices rang",
+        "SELECT COUNT(*) FROM statistics_call_devices WHERE rang_at IS NOT NULL",
+    ),
+    (
+        "call devices terminated",
+        "SELECT COUNT(*) FROM statistics_call_devices WHERE invite_terminated_at IS NOT NULL",
+    ),
+    (
+        "calls ended",
+        "SELECT COUNT(*) FROM statistics_calls WHERE ended_at IS NOT NULL",
+    ),
+    ("messages", "SELECT COUNT(*) FROM statistics_messages"),
+    (
+        "message devices 503",
+        "SELECT COUNT(*) FROM statistics_message_devices WHERE device_id LIKE '%-0002-4000-%'",
+    ),
+    (
+        "message devices 200",
+        "SELECT COUNT(*) FROM statistics_message_devices WHERE last_status = 200",
+    ),
+];
+
+async fn ingest(common: Common, engines: Vec<EngineArg>) -> anyhow::Result<()> {
+    let binary = process::flexiapi_binary(common.flexiapi.clone())?;
+    println!(
+        "== statistics ingest: call + message lifecycles, {} keep-alive connections, HTTP/1.1",
+        common.connections
+    );
+    let ceiling = ceiling_rate(&common, |i| {
+        Box::new(mix::Mix::new(0, i, HOST, "k", DOMAIN, false))
+    })
+    .await?;
+    println!(
+        "ceiling (hyper + serde_json, core {SERVER_CORE}): {}",
+        ceiling.line()
+    );
+    print_errors(&ceiling);
+
+    for (run, engine) in engines.into_iter().enumerate() {
+        let (engine, name) = match engine {
+            EngineArg::Sqlite => (Engine::Sqlite, "SQLite"),
+            EngineArg::Postgres => (Engine::Postgres, "PostgreSQL"),
+        };
+        let (db, key) = prepare(&binary, engine).await?;
+        let server = start_flexiapi(&binary, &db)?;
+        let base = 10 * run as u32;
+        let mut acked = std::collections::BTreeMap::<&str, u64>::new();
+        let mut add = |report: &Report| {
+            for (name, n) in &report.tally {
+                *acked.entry(name).or_default() += n;
+            }
+        };
+        let mix = |tag: u32, key: &str| {
+            let key = key.to_owned();
+            move |i| {
+                Box::new(mix::Mix::new(base + tag, i, HOST, &key, DOMAIN, true)) as Box<dyn Script>
+            }
+        };
+        let warm = load::run(server.addr, plan(&common, 2, None), mix(1, &key)).await;
+        add(&warm);
+        let max = load::run(
+            server.addr,
+            plan(&common, common.seconds, None),
+            mix(2, &key),
+        )
+        .await;
+        add(&max);
+        println!("flexiapi serve, {name}, max rate:  {}", max.line());
+        print_errors(&max);
+        println!("  ratio to ceiling: {:.2}", max.rate() / ceiling.rate());
+        let half = load::run(
+            server.addr,
+            plan(&common, common.seconds, Some(max.rate() / 2.0)),
+            mix(3, &key),
+        )
+        .await;
+        add(&half);
+        println!("flexiapi serve, {name}, half rate: {}", half.line());
+        print_errors(&half);
+        println!("  peak RSS: {:.1} MiB", server.peak_rss_mib()?);
+        server.stop()?;
+        let (mut total_acked, mut total_stored, mut lost) = (0, 0, 0);
+        for (counter, sql) in STORED {
+            let a = acked.get(counter).copied().unwrap_or(0);
+            let s = count(&db, sql).await?;
+            total_acked += a;
+            total_stored += s;
+            lost += a.saturating_sub(s);
+            if a != s {
+                println!("  ! {counter}: acknowledged {a}, stored {s}");
+            }
+        }
+        println!("  events acknowledged {total_acked}, stored {total_stored}, lost {lost}");
+    }
+    Ok(())
+}
+
+async fn api(common: Common) -> anyhow::Result<()> {
+    let binary = process::flexiapi_binary(common.flexiapi.clone())?;
+    println!(
+        "== account API: GET /api/accounts/me on PostgreSQL, {} keep-alive connections, HTTP/1.1",
+        common.connections
+    );
+    let ceiling = ceiling_rate(&common, |_| Box::new(me::ApiKey::new(HOST, "k"))).await?;
+    println!("ceiling (hyper, core {SERVER_CORE}):  {}", ceiling.line());
+    let (db, key) = prepare(&binary, Engine::Postgres).await?;
+    let server = start_flexiapi(&binary, &db)?;
+    let runs: [(&str, Box<dyn Fn(usize) -> Box<dyn Script>>); 3] = [
+        (
+            "API key",
+            Box::new(|_| Box::new(me::ApiKey::new(HOST, &key))),
+        ),
+        (
+            "DIGEST SHA-256",
+            Box::new(|_| {
+                Box::new(me::Digest::new(
+                    HOST,
+                    "admin",
+                    DOMAIN,
+                    PASSWORD,
+                    me::Algorithm::Sha256,
+                ))
+            }),
+        ),
+        (
+            "DIGEST MD5",
+            Box::new(|_| {
+                Box::new(me::Digest::new(
+                    HOST,
+                    "admin",
+                    DOMAIN,
+                    PASSWORD,
+                    me::Algorithm::Md5,
+                ))
+            }),
+        ),
+    ];
+    for (name, script) in runs {
+        load::run(server.addr, plan(&common, 2, None), &script).await;
+        let report = load::run(server.addr, plan(&common, common.seconds, None), &script).await;
+        println!("{name:>15}: {}", report.line());
+        if let Some(challenges) = report.tally.get("challenges") {
+            println!("                 DIGEST challenges answered: {challenges}");
+        }
+        print_errors(&report);
+        println!(
+            "                 ratio to ceiling: {:.2}",
+            report.rate() / ceiling.rate()
+        );
+    }
+    println!("  peak RSS: {:.1} MiB", server.peak_rss_mib()?);
+    server.stop()?;
+    Ok(())
+}

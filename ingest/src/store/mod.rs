@@ -240,7 +240,10 @@ async fn transaction(
     let mut outcomes = Vec::with_capacity(events.len());
     match db {
         Db::Sqlite(pool) => {
-            let mut tx = pool.begin().await?;
+            // IMMEDIATE takes the write lock up front: a deferred transaction that reads first and then writes
+            // fails at once with SQLITE_BUSY (no busy wait) when another connection wrote in between — the
+            // API key usage flush, an account change — and would fail the whole batch.
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
             for event in events {
                 outcomes.push(sql::sqlite::apply(&mut tx, event, now).await?);
             }

@@ -1,0 +1,131 @@
+//! Server processes under test: started pinned to one core with `taskset`, waited for, measured (peak RSS
+//! from /proc), stopped with SIGTERM.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// A running server.
+pub struct Server {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+/// A free loopback address.
+pub fn free_addr() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// `program args…` pinned to `core`, with `env`, listening on `addr`.
+pub fn start(
+    core: usize,
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+    addr: SocketAddr,
+) -> anyhow::Result<Server> {
+    let mut command = Command::new("taskset");
+    command
+        .arg("-c")
+        .arg(core.to_string())
+        .arg(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let child = command
+        .spawn()
+        .with_context(|| format!("starting {} (is `taskset` installed?)", program.display()))?;
+    let mut server = Server { child, addr };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(addr).is_err() {
+        if let Some(status) = server.child.try_wait()? {
+            bail!(
+                "{} exited with {status} before listening",
+                program.display()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("{} did not listen on {addr} within 60 s", program.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(server)
+}
+
+impl Server {
+    /// Peak resident memory so far (VmHWM), in MiB.
+    pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let line = status
+            .lines()
+            .find(|line| line.starts_with("VmHWM:"))
+            .context("no VmHWM in /proc status")?;
+        let kib: f64 = line
+            .split_whitespace()
+            .nth(1)
+            .context("VmHWM value")?
+            .parse()?;
+        Ok(kib / 1024.0)
+    }
+
+    /// SIGTERM, then wait (a graceful stop drains in-flight work).
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                self.child.kill()?;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `flexiapi` binary next to this one (same profile), or `path` when given.
+pub fn flexiapi_binary(path: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = match path {
+        Some(path) => path,
+        None => std::env::current_exe()?.with_file_name("flexiapi"),
+    };
+    if !path.exists() {
+        bail!(
+            "{} not found: build it with `cargo build --release -p flexiapi`",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Runs a `flexiapi` administration command on `database_url`; returns its stdout.
+pub fn flexiapi_cli(binary: &Path, database_url: &str, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new(binary)
+        .args(args)
+        .env("FLEXIAPI_DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "flexiapi {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8(output.stdout)?)
+}
