@@ -39,8 +39,8 @@ fn not_found(id: impl std::fmt::Display) -> HttpError {
     )
 }
 
-fn parse(id: &str) -> Result<i64, HttpError> {
-    id.parse().map_err(|_| not_found(id))
+fn parse(id: &str) -> ApiResult<i64> {
+    Ok(id.parse().map_err(|_| not_found(id))?)
 }
 
 /// `GET /api/account_types`.

@@ -38,11 +38,11 @@ fn not_found(id: &str) -> HttpError {
 }
 
 /// `key` and `code` rules; `required` on both (PUT too: upstream answers 500 when one is missing).
-fn validate(input: &Input, ctx: &Ctx) -> Result<(), HttpError> {
+fn validate(input: &Input, ctx: &Ctx) -> ApiResult<()> {
     let mut v = Validator::new(&input.0, ctx.locale);
     keys::no_uppercase(keys::alpha_dash(v.field("key").required())).max(255);
     keys::no_uppercase(keys::alpha_num(v.field("code").required())).max(255);
-    v.finish()
+    Ok(v.finish()?)
 }
 
 /// `GET /api/accounts/{id}/actions`.

@@ -388,14 +388,15 @@ fn xml_response(body: String) -> Response {
 }
 
 /// 400 unless the `x-linphone-provisioning` header is present (any value); a Space may turn the check off.
-fn require_header(ctx: &Ctx, headers: &HeaderMap) -> Result<(), HttpError> {
+fn require_header(ctx: &Ctx, headers: &HeaderMap) -> ApiResult<()> {
     if ctx.space.provisioning_use_linphone_provisioning_header
         && !headers.contains_key(PROVISIONING_HEADER)
     {
         return Err(HttpError::message(
             StatusCode::BAD_REQUEST,
             "x-linphone-provisioning header is missing",
-        ));
+        )
+        .into());
     }
     Ok(())
 }
@@ -513,8 +514,34 @@ pub async fn by_token(
     Ok(xml_response(build(db, &ctx, Some(&account), reset).await?))
 }
 
+/// `GET /provisioning/documentation`: a short HTML page on how clients fetch their configuration.
+pub async fn documentation(ctx: Ctx) -> Response {
+    let base = ctx.url("/provisioning");
+    let page = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Provisioning</title></head><body>\
+         <h1>Remote provisioning</h1>\
+         <p>Linphone clients fetch their configuration (linphone XML) from these URLs; every request must carry \
+         the <code>{PROVISIONING_HEADER}</code> header (any value).</p><ul>\
+         <li><code>{base}</code>: the configuration of this server, without account</li>\
+         <li><code>{base}/me</code>: the configuration of the authenticated account, with its credentials</li>\
+         <li><code>{base}/&lt;provisioning token&gt;</code>: the configuration of the account owning the token; \
+         the token works once and activates the account</li>\
+         <li><code>{base}/qrcode/&lt;provisioning token&gt;</code>: a QR code of the previous URL</li></ul>\
+         <p>Add <code>?reset_password</code> to replace the account's password by a new random one.</p></body></html>"
+    );
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(flexiapi_core::http::error::TEXT_HTML),
+        )],
+        page,
+    )
+        .into_response()
+}
+
 /// A PNG QR code (error correction H) of `text`, black on white, centred in a 320×320 canvas.
-pub fn qr_png(text: &str) -> Result<Vec<u8>, HttpError> {
+pub fn qr_png(text: &str) -> ApiResult<Vec<u8>> {
     let code = qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::H)
         .map_err(HttpError::internal)?;
     let modules = code.width() as u32;

@@ -53,6 +53,10 @@ pub fn routes(config: &Config, auth: &Arc<Authenticator>) -> Router<AppState> {
         .route("/provisioning", get(provisioning::base))
         .route("/provisioning/", get(provisioning::base))
         .route(
+            "/provisioning/documentation",
+            get(provisioning::documentation),
+        )
+        .route(
             "/provisioning/auth_token/{auth_token}",
             get(provisioning::by_auth_token),
         )

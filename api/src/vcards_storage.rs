@@ -55,14 +55,14 @@ async fn one(db: &Db, account_id: i64, uuid: &str) -> ApiResult<Row> {
 }
 
 /// The `vcard` field: required, then upstream's Vcard rule; returns the parsed card.
-fn validated(input: &Input, ctx: &Ctx) -> Result<Vcard, HttpError> {
+fn validated(input: &Input, ctx: &Ctx) -> ApiResult<Vcard> {
     let mut v = Validator::new(&input.0, ctx.locale);
     let parsed = input.str("vcard").and_then(Vcard::parse_valid);
     v.field("vcard")
         .required()
         .check(|_| parsed.is_some(), "Invalid vcard passed");
     v.finish()?;
-    parsed.ok_or_else(|| HttpError::internal("vcard validated but not parsed"))
+    Ok(parsed.ok_or_else(|| HttpError::internal("vcard validated but not parsed"))?)
 }
 
 async fn index(state: &AppState, account_id: i64) -> ApiResult<Response> {
@@ -123,12 +123,13 @@ async fn update(state: &AppState, account_id: i64, uuid: &str, card: Vcard) -> A
     .into_response())
 }
 
-fn same_uid(card: &Vcard, uuid: &str) -> Result<(), HttpError> {
+fn same_uid(card: &Vcard, uuid: &str) -> ApiResult<()> {
     if card.uid() != Some(uuid) {
         return Err(HttpError::message(
             StatusCode::UNPROCESSABLE_ENTITY,
             "UUID should be the same",
-        ));
+        )
+        .into());
     }
     Ok(())
 }

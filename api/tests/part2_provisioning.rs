@@ -72,6 +72,16 @@ async fn base_and_me_documents() {
             );
         }
 
+        // `documentation` is a page, never a token.
+        let r = h
+            .call("GET", OTHER, "/provisioning/documentation", None, None)
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.headers["content-type"], "text/html; charset=UTF-8");
+        assert!(r
+            .text()
+            .contains(&format!("http://{OTHER}/provisioning/me")));
+
         // Authentication comes before the header check.
         assert_eq!(
             h.call("GET", OTHER, "/provisioning/me", None, None)
