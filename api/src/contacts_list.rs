@@ -81,8 +81,11 @@ async fn validate(db: &Db, ctx: &Ctx, input: &Input, ignore: i64) -> ApiResult<(
         None => false,
     };
     let mut v = Validator::new(&input.0, ctx.locale);
-    keys::unique(v.field("title").required().max(255), taken);
-    v.field("description").required();
+    keys::unique(
+        keys::scalar_text(v.field("title").required()).max(255),
+        taken,
+    );
+    keys::scalar_text(v.field("description").required());
     Ok(v.finish()?)
 }
 

@@ -150,7 +150,7 @@ pub async fn store(
             &[("other", "domain")],
         );
         let domain = domain.clone();
-        v.field(field)
+        crate::keys::scalar_text(v.field(field).nullable())
             .check(
                 move |value| crate::keys::scalar(value) != domain,
                 &different,
@@ -176,9 +176,12 @@ pub async fn store(
     });
     let mut v = Validator::new(&input.0, ctx.locale);
     let password = v.field("password");
-    if !keeps_hash {
-        password.required();
-    }
+    let password = if keeps_hash {
+        password.nullable()
+    } else {
+        password.required()
+    };
+    crate::keys::scalar_text(password);
     v.finish()?;
 
     let hash = input.text("password").map(|password| {

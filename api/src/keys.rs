@@ -51,3 +51,13 @@ pub fn unique<'v, 'a>(field: Field<'v, 'a>, taken: bool) -> Field<'v, 'a> {
         "Le :attribute a déjà été pris.",
     )
 }
+
+/// A scalar (string or number, as PHP reads both as text); arrays and objects get the `string` message
+/// instead of reaching the database as nothing.
+pub fn scalar_text<'v, 'a>(field: Field<'v, 'a>) -> Field<'v, 'a> {
+    field.check_localized(
+        |value| scalar(value).is_some(),
+        "The :attribute must be a string.",
+        "Le :attribute doit être une chaîne.",
+    )
+}

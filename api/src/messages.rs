@@ -75,8 +75,8 @@ fn daemon_error(message: &str) -> HttpError {
 /// `POST /api/messages` (admin): `{"id": "<daemon message id>"}`.
 pub async fn send(State(state): State<AppState>, ctx: Ctx, input: Input) -> ApiResult<Response> {
     let mut v = Validator::new(&input.0, ctx.locale);
-    v.field("to").required();
-    v.field("body").required();
+    crate::keys::scalar_text(v.field("to").required());
+    crate::keys::scalar_text(v.field("body").required());
     v.finish()?;
     let Some(socket) = state.config.linphone_daemon_unix_path.as_deref() else {
         return Err(daemon_error(SOCKET_FAILURE).into());

@@ -323,6 +323,19 @@ async fn messages_over_the_daemon_socket() {
                 .status,
             403
         );
+        let r = h
+            .call(
+                "POST",
+                OTHER,
+                "/api/messages",
+                key,
+                Some(json!({"to": ["a"], "body": "x"})),
+            )
+            .await;
+        assert_eq!(
+            r.json()["errors"],
+            json!({"to": ["The to must be a string."]})
+        );
         assert!(
             daemon.commands().is_empty(),
             "refusals never reach the daemon"

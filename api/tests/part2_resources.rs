@@ -528,6 +528,33 @@ async fn external_account_rules_create_update_delete() {
             "an IP is a valid domain; the password is required on creation"
         );
 
+        let r = h
+            .call(
+                "POST",
+                OTHER,
+                &path,
+                key,
+                Some(json!({"username": "ext", "domain": "ext.org", "realm": ["x"], "registrar": "", "protocol": "TLS", "password": ["p"]})),
+            )
+            .await;
+        assert_eq!(
+            r.json()["errors"],
+            json!({"realm": ["The realm must be a string."]}),
+            "arrays refused, empty strings are null"
+        );
+        let r = h
+            .call(
+                "POST",
+                OTHER,
+                &path,
+                key,
+                Some(json!({"username": "ext", "domain": "ext.org", "protocol": "TLS", "password": ["p"]})),
+            )
+            .await;
+        assert_eq!(
+            r.json()["errors"],
+            json!({"password": ["The password must be a string."]})
+        );
         let body = json!({"username": "ext", "domain": "ext.org", "realm": "realm.org", "protocol": "TLS", "password": "secret"});
         let r = h.call("POST", OTHER, &path, key, Some(body)).await;
         assert_eq!(r.status, 201, "{}", r.text());
@@ -676,6 +703,20 @@ async fn contacts_and_contacts_lists() {
         let list_id = created["id"].as_i64().unwrap();
         assert_eq!(created["title"], "Team");
         assert!(created.get("contacts_count").is_none());
+        let r = h
+            .call(
+                "POST",
+                OTHER,
+                "/api/contacts_lists",
+                key,
+                Some(json!({"title": ["a"], "description": {"b": 1}})),
+            )
+            .await;
+        assert_eq!(
+            r.json()["errors"],
+            json!({"title": ["The title must be a string."], "description": ["The description must be a string."]}),
+            "never a 500"
+        );
         let r = h
             .call(
                 "POST",
