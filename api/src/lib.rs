@@ -10,6 +10,9 @@
 //!   account lookups with upstream's domain scope.
 //! - Domain modules: [`account`] (JSON object, rules, storage, public/user/admin endpoints, email and phone
 //!   changes), [`space`], [`tokens`], [`phone`], [`mail`], [`sms`], [`push`], [`turn`].
+//! - Part 2 ([`resources`] routes them): [`devices`] (Flexisip registrar in Redis), [`contacts`],
+//!   [`contacts_list`], [`account_type`], [`action`], [`dictionary`], [`external_account`], [`vcard`] and
+//!   [`vcards_storage`], [`provisioning`] (linphone XML, QR codes), [`messages`] (linphone daemon socket).
 //! - Handlers answer [`error::ApiError`], mapped once to upstream's bodies through `HttpError`.
 
 use std::sync::Arc;
