@@ -10,6 +10,9 @@
 //!   account lookups with upstream's domain scope.
 //! - Domain modules: [`account`] (JSON object, rules, storage, public/user/admin endpoints, email and phone
 //!   changes), [`space`], [`tokens`], [`phone`], [`mail`], [`sms`], [`push`], [`turn`].
+//! - Part 2 ([`resources`] routes them): [`devices`] (Flexisip registrar in Redis), [`contacts`],
+//!   [`contacts_list`], [`account_type`], [`action`], [`dictionary`], [`external_account`], [`vcard`] and
+//!   [`vcards_storage`], [`provisioning`] (linphone XML, QR codes), [`messages`] (linphone daemon socket).
 //! - Handlers answer [`error::ApiError`], mapped once to upstream's bodies through `HttpError`.
 
 use std::sync::Arc;
@@ -23,19 +26,32 @@ use flexiapi_core::{Config, Db};
 
 pub mod access;
 pub mod account;
+pub mod account_type;
+pub mod action;
+pub mod contacts;
+pub mod contacts_list;
 pub mod context;
+pub mod devices;
+pub mod dictionary;
 pub mod error;
+pub mod external_account;
 pub mod input;
+pub mod keys;
 pub mod mail;
+pub mod messages;
 pub mod phone;
 pub mod ping;
+pub mod provisioning;
 pub mod push;
+pub mod resources;
 pub mod sms;
 pub mod space;
 pub mod state;
 pub mod token;
 pub mod tokens;
 pub mod turn;
+pub mod vcard;
+pub mod vcards_storage;
 
 pub use error::{ApiError, ApiResult};
 pub use state::AppState;
@@ -207,6 +223,7 @@ impl Api {
             .merge(access::user(user, auth))
             .merge(access::admin(admin, auth))
             .merge(access::super_admin(super_admin, auth))
+            .merge(resources::routes(&self.state.config, auth))
             .layer(axum::middleware::from_fn(input::json_body))
             .with_state(self.state.clone())
     }

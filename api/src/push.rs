@@ -100,3 +100,46 @@ pub async fn send(config: &Config, push: &Push) -> Result<(), PushError> {
         })
     }
 }
+
+/// `POST /api/push_notification` (user): validates like upstream, then runs the pusher; 503 when not sent.
+pub async fn notify(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+    ctx: crate::context::Ctx,
+    input: crate::input::Input,
+) -> crate::error::ApiResult<axum::response::Response> {
+    use flexiapi_core::http::validation::Validator;
+    use flexiapi_core::http::{text_response, HttpError};
+    use http::StatusCode;
+
+    let call_id = regex::Regex::new(r"^[A-Za-z0-9_\-~@.]+$").expect("static regex");
+    let mut v = Validator::new(&input.0, ctx.locale);
+    crate::tokens::validate_push_fields(&mut v);
+    v.field("type")
+        .required()
+        .one_of(&["background", "message", "call"]);
+    // Present-but-null fails too (upstream's rule runs on null values).
+    v.field("call_id").check(
+        |value| value.as_str().is_some_and(|s| call_id.is_match(s)),
+        "The call id should only contain only alphanumeric, tilde and dashes characters",
+    );
+    v.finish()?;
+    let push = Push {
+        pn_provider: input.text("pn_provider").unwrap_or_default(),
+        pn_param: input.text("pn_param").unwrap_or_default(),
+        pn_prid: input.text("pn_prid").unwrap_or_default(),
+        payload: None,
+        call_id: input.text("call_id"),
+        kind: input.text("type").unwrap_or_default(),
+    };
+    match send(&state.config, &push).await {
+        Ok(()) => Ok(text_response(StatusCode::OK, "")),
+        Err(error) => {
+            tracing::error!(%error, "push notification not sent");
+            Err(HttpError::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Push notification not sent",
+            )
+            .into())
+        }
+    }
+}

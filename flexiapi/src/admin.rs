@@ -19,7 +19,10 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let db = open(config).await?;
     db.close().await;
     if config.clickhouse_url.is_some() {
-        anyhow::bail!("FLEXIAPI_CLICKHOUSE_URL is set but scale mode is not part of this build yet");
+        flexiapi_ingest::clickhouse::migrate(config)
+            .await
+            .context("cannot apply the ClickHouse schema")?;
+        eprintln!("ClickHouse schema applied");
     }
     eprintln!("migrations applied");
     Ok(())

@@ -42,17 +42,50 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `flexiapi ingest`: only the statistics endpoints, appending to Kafka.
+/// `flexiapi ingest`: only the statistics endpoints (+ `/metrics`), appending to Kafka, reading ClickHouse.
 pub async fn ingest_only(config: Config) -> anyhow::Result<()> {
     if !config.scale_mode() {
-        anyhow::bail!("flexiapi ingest needs FLEXIAPI_KAFKA_BROKERS (use `flexiapi serve` for the embedded store)");
+        anyhow::bail!(
+            "flexiapi ingest needs FLEXIAPI_KAFKA_BROKERS (use `flexiapi serve` for the embedded store)"
+        );
     }
-    anyhow::bail!("scale mode (Kafka) is not part of this build yet: use `flexiapi serve`")
+    let metrics = telemetry::install_metrics()?;
+    // The account database still authenticates the Flexisip servers (admin API keys) and resolves Spaces.
+    let db = admin::open(&config).await?;
+    let auth = Arc::new(Authenticator::new(db.clone(), &config).context("authentication setup")?);
+    let spaces = Arc::new(SpaceDirectory::new(
+        db.clone(),
+        config.ingest.auth_cache_ttl,
+        config.root_host.clone(),
+    ));
+    let ingest = Ingest::start(db.clone(), &config, auth)
+        .await
+        .context("statistics ingest setup")?;
+    run_http(&config, ingest.router(), spaces, metrics).await?;
+    ingest.shutdown().await;
+    db.close().await;
+    Ok(())
 }
 
-/// `flexiapi sink`: Kafka → ClickHouse until SIGTERM / Ctrl-C.
-pub async fn sink(_config: Config) -> anyhow::Result<()> {
-    anyhow::bail!("scale mode (ClickHouse sink) is not part of this build yet")
+/// `flexiapi sink`: Kafka → ClickHouse until SIGTERM / Ctrl-C; `/metrics` on FLEXIAPI_LISTEN.
+pub async fn sink(config: Config) -> anyhow::Result<()> {
+    if !config.scale_mode() || config.clickhouse_url.is_none() {
+        anyhow::bail!("flexiapi sink needs FLEXIAPI_KAFKA_BROKERS and FLEXIAPI_CLICKHOUSE_URL");
+    }
+    let metrics = telemetry::install_metrics()?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (FLEXIAPI_LISTEN)", config.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "sink metrics on /metrics");
+    let app = Router::new().route(
+        "/metrics",
+        get(move || std::future::ready(metrics.render())),
+    );
+    // The metrics listener lives as long as the sink; it has no state worth draining.
+    let metrics_server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let result = flexiapi_ingest::sink::run(&config, shutdown_signal()).await;
+    metrics_server.abort();
+    result.context("sink")
 }
 
 async fn run_http(

@@ -28,7 +28,11 @@ pub fn server_client(config: &Config) -> Result<Client, IngestError> {
         .clickhouse_url
         .as_deref()
         .ok_or_else(|| IngestError::Setup("FLEXIAPI_CLICKHOUSE_URL is not set".into()))?;
-    let mut client = Client::default().with_url(url);
+    // No LZ4: ClickHouse 18.16 answers `compress=1` queries in a framing the crate cannot read (every
+    // SELECT came back empty); uncompressed RowBinary works on every release.
+    let mut client = Client::default()
+        .with_url(url)
+        .with_compression(clickhouse::Compression::None);
     if let Some(user) = &config.clickhouse_user {
         client = client.with_user(user);
     }
