@@ -1,7 +1,6 @@
 //! `GET /api/accounts/me`, authenticated the two ways clients do: an API key, or DIGEST (RFC 7616) where
 //! each connection answers one challenge and then reuses its nonce with an increasing `nc`, as SIP clients do.
 
-use md5::Md5;
 use sha2::{Digest as _, Sha256};
 
 use crate::client::{request, Answer};
@@ -46,11 +45,9 @@ impl Script for ApiKey {
     }
 }
 
-/// A DIGEST hash algorithm.
+/// A DIGEST hash algorithm (the admin of `flexiapi accounts create-admin` has a SHA-256 hash).
 #[derive(Clone, Copy, Debug)]
 pub enum Algorithm {
-    /// MD5.
-    Md5,
     /// SHA-256.
     Sha256,
 }
@@ -58,14 +55,12 @@ pub enum Algorithm {
 impl Algorithm {
     fn name(self) -> &'static str {
         match self {
-            Algorithm::Md5 => "MD5",
             Algorithm::Sha256 => "SHA-256",
         }
     }
 
     fn hex(self, data: &str) -> String {
         let bytes = match self {
-            Algorithm::Md5 => Md5::digest(data.as_bytes()).to_vec(),
             Algorithm::Sha256 => Sha256::digest(data.as_bytes()).to_vec(),
         };
         bytes.iter().map(|b| format!("{b:02x}")).collect()
