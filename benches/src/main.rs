@@ -9,6 +9,7 @@ mod load;
 mod me;
 mod mix;
 mod process;
+mod scale;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +50,15 @@ enum Command {
         /// Database engines to run on (PostgreSQL needs FLEXIAPI_TEST_POSTGRES_URL).
         #[arg(long, value_delimiter = ',', default_value = "sqlite")]
         engines: Vec<EngineArg>,
+    },
+    /// Scale mode: flexiapi ingest → Kafka → flexiapi sink → ClickHouse (needs FLEXIAPI_TEST_KAFKA_BROKERS
+    /// and FLEXIAPI_TEST_CLICKHOUSE_URL).
+    Scale {
+        #[command(flatten)]
+        common: Common,
+        /// A `tansu` binary: run the broker with memory storage instead of the test broker.
+        #[arg(long)]
+        tansu: Option<PathBuf>,
     },
     /// Account API: GET /api/accounts/me with an API key and with DIGEST, on PostgreSQL.
     Api {
@@ -91,6 +101,10 @@ fn main() -> anyhow::Result<()> {
                 match command {
                     Command::Ingest { common, engines } => ingest(common, engines).await,
                     Command::Api { common } => api(common).await,
+                    Command::Scale { common, tansu } => {
+                        let ceiling = ingest_ceiling(&common).await?;
+                        scale::run(&common, &ceiling, tansu.as_deref()).await
+                    }
                     Command::Ceiling { .. } => unreachable!(),
                 }
             }),
@@ -129,6 +143,12 @@ async fn ceiling_rate(
 /// A fresh database with the bench space and an admin; returns it and the admin's API key.
 async fn prepare(binary: &std::path::Path, engine: Engine) -> anyhow::Result<(TestDb, String)> {
     let db = TestDb::new(engine).await;
+    let key = prepare_on(binary, &db).await?;
+    Ok((db, key))
+}
+
+/// Creates the bench space and its admin in `db`; returns the admin's API key.
+async fn prepare_on(binary: &std::path::Path, db: &TestDb) -> anyhow::Result<String> {
     process::flexiapi_cli(
         binary,
         &db.url,
@@ -150,8 +170,21 @@ async fn prepare(binary: &std::path::Path, engine: Engine) -> anyhow::Result<(Te
     )?;
     let admin: serde_json::Value =
         serde_json::from_str(admin.trim()).context("create-admin output")?;
-    let key = admin["api_key"].as_str().context("api_key")?.to_owned();
-    Ok((db, key))
+    Ok(admin["api_key"].as_str().context("api_key")?.to_owned())
+}
+
+/// The ceiling under the statistics mix.
+async fn ingest_ceiling(common: &Common) -> anyhow::Result<Report> {
+    let ceiling = ceiling_rate(common, |i| {
+        Box::new(mix::Mix::new(0, i, HOST, "k", DOMAIN, false))
+    })
+    .await?;
+    println!(
+        "ceiling (hyper + serde_json, core {SERVER_CORE}): {}",
+        ceiling.line()
+    );
+    print_errors(&ceiling);
+    Ok(ceiling)
 }
 
 fn start_flexiapi(binary: &std::path::Path, db: &TestDb) -> anyhow::Result<Server> {
@@ -166,7 +199,10 @@ fn start_flexiapi(binary: &std::path::Path, db: &TestDb) -> anyhow::Result<Serve
             ("RUST_LOG", "warn".to_owned()),
             // Every connection comes from 127.0.0.1 and opens with one DIGEST challenge (a 401, which the
             // failed-authentication limiter counts): 64 of them at once are a benchmark, not an attack.
-            ("FLEXIAPI_AUTH_FAILURE_LIMIT_PER_MINUTE", "100000".to_owned()),
+            (
+                "FLEXIAPI_AUTH_FAILURE_LIMIT_PER_MINUTE",
+                "100000".to_owned(),
+            ),
         ],
         addr,
     )
@@ -299,15 +335,30 @@ async fn api(common: Common) -> anyhow::Result<()> {
     // create-admin stores a SHA-256 hash only; MD5 differs only by the hash function.
     let digest_connections = common.connections.min(16);
     let runs: [(&str, usize, Box<dyn Fn(usize) -> Box<dyn Script>>); 2] = [
-        ("API key", common.connections, Box::new(|_| Box::new(me::ApiKey::new(HOST, &key)))),
+        (
+            "API key",
+            common.connections,
+            Box::new(|_| Box::new(me::ApiKey::new(HOST, &key))),
+        ),
         (
             "DIGEST SHA-256",
             digest_connections,
-            Box::new(|_| Box::new(me::Digest::new(HOST, "admin", DOMAIN, PASSWORD, me::Algorithm::Sha256))),
+            Box::new(|_| {
+                Box::new(me::Digest::new(
+                    HOST,
+                    "admin",
+                    DOMAIN,
+                    PASSWORD,
+                    me::Algorithm::Sha256,
+                ))
+            }),
         ),
     ];
     for (name, connections, script) in runs {
-        let common = Common { connections, ..common.clone() };
+        let common = Common {
+            connections,
+            ..common.clone()
+        };
         load::run(server.addr, plan(&common, 2, None), &script).await;
         let report = load::run(server.addr, plan(&common, common.seconds, None), &script).await;
         println!("{name:>15} ({connections} connections): {}", report.line());
@@ -315,7 +366,10 @@ async fn api(common: Common) -> anyhow::Result<()> {
             println!("                 DIGEST challenges answered: {challenges}");
         }
         print_errors(&report);
-        println!("                 ratio to ceiling: {:.2}", report.rate() / ceiling.rate());
+        println!(
+            "                 ratio to ceiling: {:.2}",
+            report.rate() / ceiling.rate()
+        );
     }
     println!("  peak RSS: {:.1} MiB", server.peak_rss_mib()?);
     server.stop()?;

@@ -20,6 +20,28 @@ pub fn free_addr() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
+/// `program args…` on any core (a service the benchmark needs, not the server measured).
+pub fn start_unpinned(program: &Path, args: &[&str], addr: SocketAddr) -> anyhow::Result<Server> {
+    start_unpinned_env(program, args, &[], addr)
+}
+
+/// [`start_unpinned`] with environment variables.
+pub fn start_unpinned_env(
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+    addr: SocketAddr,
+) -> anyhow::Result<Server> {
+    let child = Command::new(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", program.display()))?;
+    wait_listening(Server { child, addr }, program)
+}
+
 /// `program args…` pinned to `core`, with `env`, listening on `addr`.
 pub fn start(
     core: usize,
@@ -42,7 +64,11 @@ pub fn start(
     let child = command
         .spawn()
         .with_context(|| format!("starting {} (is `taskset` installed?)", program.display()))?;
-    let mut server = Server { child, addr };
+    wait_listening(Server { child, addr }, program)
+}
+
+fn wait_listening(mut server: Server, program: &Path) -> anyhow::Result<Server> {
+    let addr = server.addr;
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(addr).is_err() {
         if let Some(status) = server.child.try_wait()? {
