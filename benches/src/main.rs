@@ -334,7 +334,8 @@ async fn api(common: Common) -> anyhow::Result<()> {
     // uses at most 16 connections, all of one account from one IP, so none evicts another's nonce.
     // create-admin stores a SHA-256 hash only; MD5 differs only by the hash function.
     let digest_connections = common.connections.min(16);
-    let runs: [(&str, usize, Box<dyn Fn(usize) -> Box<dyn Script>>); 2] = [
+    type MakeScript<'a> = Box<dyn Fn(usize) -> Box<dyn Script> + 'a>;
+    let runs: [(&str, usize, MakeScript); 2] = [
         (
             "API key",
             common.connections,

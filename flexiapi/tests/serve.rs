@@ -174,7 +174,7 @@ async fn end_to_end(engine: Engine) {
 
     // DIGEST: one challenge line per stored algorithm, then both algorithms succeed; a replay fails.
     let from = ("From", format!("sip:alice@{DOMAIN}"));
-    let challenge = get(&[from.clone()]).await.unwrap();
+    let challenge = get(std::slice::from_ref(&from)).await.unwrap();
     assert_eq!(challenge.status(), 401);
     let lines: Vec<String> = challenge
         .headers()

@@ -59,12 +59,15 @@ impl ClientHost {
 #[derive(Clone, Debug)]
 pub struct RequestSpace(pub Arc<Space>);
 
+/// A host's Space (or its absence) and when it was looked up.
+type CachedSpace = (Instant, Option<Arc<Space>>);
+
 /// Resolves hosts to Spaces with a short cache, so the hot path does not query the database per request.
 pub struct SpaceDirectory {
     db: Db,
     ttl: Duration,
     root_host: Option<String>,
-    cache: RwLock<HashMap<String, (Instant, Option<Arc<Space>>)>>,
+    cache: RwLock<HashMap<String, CachedSpace>>,
 }
 
 impl SpaceDirectory {
