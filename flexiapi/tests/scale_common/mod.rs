@@ -133,12 +133,17 @@ impl Scale {
 
     /// Starts `flexiapi <command>` (ingest or sink) on a fresh port; `wait_ready` waits for `/metrics`.
     pub fn spawn(&self, command: &str) -> Proc {
-        let port = free_port();
+        self.spawn_at(command, free_port())
+    }
+
+    /// Starts `flexiapi <command>` listening on `port` (a restart keeps its address).
+    pub fn spawn_at(&self, command: &str, port: u16) -> Proc {
         let child = Command::new(env!("CARGO_BIN_EXE_flexiapi"))
             .arg(command)
             .envs(self.env.iter().cloned())
             .env("FLEXIAPI_LISTEN", format!("127.0.0.1:{port}"))
             .stdin(Stdio::null())
+            .stdout(Stdio::null())
             .spawn()
             .unwrap();
         Proc {

@@ -69,7 +69,10 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
         .set("auto.offset.reset", "earliest")
         // A ClickHouse outage keeps the sink retrying without polling: stay in the group meanwhile.
         .set("max.poll.interval.ms", "3600000")
-        .set("session.timeout.ms", "30000")
+        // Heartbeats come from librdkafka's own thread (a long insert does not miss them); a short session
+        // lets a restarted sink take over quickly after a crash.
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "3000")
         .set("statistics.interval.ms", "5000")
         .set("fetch.wait.max.ms", "50")
         .create_with_context(SinkContext)

@@ -1,0 +1,462 @@
+//! Scale mode under faults, with the real binaries and services: kill -9 of the sink mid-batch, a broker
+//! restart, ClickHouse stopped for a while, kill -9 of the ingest under load. After each, every event the
+//! ingest acknowledged (200/201) is in ClickHouse exactly once (read with FINAL), and nothing is there twice.
+//!
+//! The tests stop shared services (the broker, ClickHouse): they run one at a time.
+
+mod scale_common;
+
+use std::collections::{HashMap, HashSet};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use scale_common::*;
+use serde_json::json;
+
+/// One fault test at a time: they restart services the others use.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// One statistics event the load sent, identified by its content (each is distinct).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+enum Key {
+    Call(String),
+    /// (call id, device number, true for the termination update).
+    Device(String, u32, bool),
+    End(String),
+}
+
+/// What the load sent and what the ingest acknowledged.
+#[derive(Default)]
+struct Ledger {
+    acked: HashSet<Key>,
+    sent: HashSet<Key>,
+    /// Answers that must never happen, even during a fault (e.g. a 400 for an update of an acknowledged call).
+    wrong: Vec<String>,
+}
+
+/// Calls sent by `workers` concurrent clients until stopped: POST, two device updates, end.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ledger: Arc<Mutex<Ledger>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(base: &str, key: &str, label: &str, workers: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ledger = Arc::new(Mutex::new(Ledger::default()));
+        let tasks = (0..workers)
+            .map(|w| {
+                let (stop, ledger) = (stop.clone(), ledger.clone());
+                let (base, key, label) = (base.to_owned(), key.to_owned(), format!("{label}-w{w}"));
+                tokio::spawn(async move {
+                    let client = reqwest::Client::builder()
+                        .timeout(Duration::from_secs(40))
+                        .build()
+                        .unwrap();
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        one_call(&client, &base, &key, &event_id(&label, n), &ledger).await;
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ledger,
+            tasks,
+        }
+    }
+
+    /// Acknowledged events so far.
+    fn acked(&self) -> usize {
+        self.ledger.lock().unwrap().acked.len()
+    }
+
+    /// Waits until `more` further events are acknowledged (or 60 s).
+    async fn wait_more(&self, more: usize) {
+        let target = self.acked() + more;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while self.acked() < target {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the load stalled at {} events",
+                self.acked()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn finish(self) -> Ledger {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        Arc::try_unwrap(self.ledger)
+            .ok()
+            .unwrap()
+            .into_inner()
+            .unwrap()
+    }
+}
+
+async fn one_call(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    id: &str,
+    ledger: &Mutex<Ledger>,
+) {
+    let t0 = 1_767_225_600;
+    let steps = [
+        (
+            Key::Call(id.to_owned()),
+            "POST",
+            "/api/stats/calls".to_owned(),
+            call_body(id, "mike@sip.example.org", t0),
+        ),
+        (
+            Key::Device(id.to_owned(), 1, false),
+            "PATCH",
+            format!("/api/stats/calls/{id}/devices/{}", device(1).1),
+            json!({"rang_at": at(t0 + 1)}),
+        ),
+        (
+            Key::Device(id.to_owned(), 2, true),
+            "PATCH",
+            format!("/api/stats/calls/{id}/devices/{}", device(2).1),
+            json!({"invite_terminated": {"at": at(t0 + 3), "state": "accepted"}}),
+        ),
+        (
+            Key::End(id.to_owned()),
+            "PATCH",
+            format!("/api/stats/calls/{id}"),
+            json!({"ended_at": at(t0 + 60)}),
+        ),
+    ];
+    for (event, method, path, body) in steps {
+        ledger.lock().unwrap().sent.insert(event.clone());
+        let (status, text) = send(client, base, key, method, &path, body).await;
+        let mut ledger = ledger.lock().unwrap();
+        match status {
+            200 | 201 => {
+                ledger.acked.insert(event);
+            }
+            // Unreachable ingest, broker or delivery failure: not acknowledged, the call is abandoned.
+            0 | 500..=599 => return,
+            _ => {
+                ledger
+                    .wrong
+                    .push(format!("{method} {path}: {status} {text}"));
+                return;
+            }
+        }
+    }
+}
+
+/// Every event in ClickHouse (FINAL), with how many times it shows.
+async fn stored(ch: &Ch) -> Option<HashMap<Key, u64>> {
+    let mut seen: HashMap<Key, u64> = HashMap::new();
+    let devices: HashMap<String, u32> = [(device(1).0, 1), (device(2).0, 2)].into_iter().collect();
+    for line in ch
+        .query("SELECT id FROM calls FINAL FORMAT TSV")
+        .await
+        .ok()?
+        .lines()
+    {
+        *seen.entry(Key::Call(line.to_owned())).or_default() += 1;
+    }
+    for line in ch
+        .query("SELECT call_id FROM call_ends FINAL FORMAT TSV")
+        .await
+        .ok()?
+        .lines()
+    {
+        *seen.entry(Key::End(line.to_owned())).or_default() += 1;
+    }
+    let sql = "SELECT call_id, device_id, isNotNull(terminated_at) FROM call_device_events FINAL FORMAT JSONCompact";
+    let rows: serde_json::Value = serde_json::from_str(&ch.query(sql).await.ok()?).ok()?;
+    for row in rows["data"].as_array()? {
+        let device = devices.get(row[1].as_str()?).copied().unwrap_or(0);
+        let terminated = row[2]
+            .as_u64()
+            .or_else(|| row[2].as_str().and_then(|s| s.parse().ok()))?
+            == 1;
+        *seen
+            .entry(Key::Device(row[0].as_str()?.to_owned(), device, terminated))
+            .or_default() += 1;
+    }
+    Some(seen)
+}
+
+/// Waits until every acknowledged event is in ClickHouse, then checks exactly-once: each acknowledged event
+/// once, nothing twice, nothing that was never sent.
+async fn assert_exactly_once(ch: &Ch, ledger: &Ledger, within: Duration) {
+    assert!(
+        ledger.wrong.is_empty(),
+        "unexpected answers: {:?}",
+        ledger.wrong
+    );
+    assert!(
+        ledger.acked.len() >= 40,
+        "too little load to prove anything: {}",
+        ledger.acked.len()
+    );
+    let deadline = std::time::Instant::now() + within;
+    let seen = loop {
+        if let Some(seen) = stored(ch).await {
+            let missing: Vec<&Key> = ledger
+                .acked
+                .iter()
+                .filter(|k| !seen.contains_key(*k))
+                .collect();
+            if missing.is_empty() {
+                break seen;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} acknowledged events never reached ClickHouse, e.g. {:?}",
+                missing.len(),
+                &missing[..missing.len().min(10)]
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ClickHouse did not answer"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "events shown more than once: {twice:?}");
+    let unsent: Vec<_> = seen
+        .keys()
+        .filter(|k| !ledger.sent.contains(*k) && **k != Key::Call(WARMUP.into()))
+        .collect();
+    assert!(unsent.is_empty(), "events nobody sent: {unsent:?}");
+    eprintln!(
+        "exactly once: {} acknowledged, {} stored ({} sent but unacknowledged made it)",
+        ledger.acked.len(),
+        seen.len(),
+        seen.len() - ledger.acked.len()
+    );
+}
+
+/// Rows without FINAL: more than with FINAL means a replay happened and collapsed.
+async fn raw_and_final(ch: &Ch) -> (u64, u64) {
+    let mut raw = 0;
+    let mut deduplicated = 0;
+    for table in ["calls", "call_device_events", "call_ends"] {
+        raw += ch.number(&format!("SELECT count() FROM {table}")).await;
+        deduplicated += final_count(ch, table).await;
+    }
+    (raw, deduplicated)
+}
+
+/// Id of the call [`start_pipeline`] sends to see the sink consume.
+const WARMUP: &str = "warmup";
+
+/// Starts ingest and sink, and waits until the sink has written a first call (the first consumer-group
+/// join on Tansu takes ~20 s: a fault injected before it would test nothing).
+async fn start_pipeline(scale: &Scale) -> (Proc, Proc) {
+    let mut ingest = scale.spawn("ingest");
+    let mut sink = scale.spawn("sink");
+    ingest.wait_ready(Duration::from_secs(90)).await;
+    sink.wait_ready(Duration::from_secs(30)).await;
+    let client = reqwest::Client::new();
+    let body = call_body(WARMUP, "mike@sip.example.org", 1_767_225_600);
+    let (status, _) = send(
+        &client,
+        &ingest.base,
+        &scale.key,
+        "POST",
+        "/api/stats/calls",
+        body,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let ch = scale.clickhouse();
+    let calls = || final_count(&ch, "calls");
+    assert_eq!(
+        wait_until(Duration::from_secs(120), 1, calls).await,
+        1,
+        "the sink consumed nothing"
+    );
+    (ingest, sink)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "on Tansu 0.6 a sink restarted after kill -9 never consumes again: the dead member stays in the \
+            group (partitions 0 and 2 stay with it; the new one gets partition 1 and reads nothing); run it \
+            against a Kafka broker with --ignored"]
+async fn sink_killed_mid_batch_and_restarted_loses_and_duplicates_nothing() {
+    let _serial = SERIAL.lock().await;
+    // Long batches: a kill right after an insert lands before its offset commit.
+    let scale = Scale::new(&[
+        ("FLEXIAPI_SINK_BATCH_MS", "1500"),
+        ("FLEXIAPI_SINK_BATCH_MAX", "100000"),
+    ]);
+    let ch = scale.clickhouse();
+    let (ingest, mut sink) = start_pipeline(&scale).await;
+    let load = Load::start(&ingest.base, &scale.key, "sinkkill", 4);
+    for round in 0..2 {
+        load.wait_more(30).await;
+        // Kill as soon as a batch insert shows up: its offsets are not committed yet (or only just).
+        let (before, _) = raw_and_final(&ch).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while raw_and_final(&ch).await.0 == before {
+            if std::time::Instant::now() > deadline {
+                panic!(
+                    "round {round}: the sink wrote nothing; its metrics:\n{}",
+                    sink.metrics().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        sink.kill9();
+        load.wait_more(20).await;
+        // Restart once the killed member's session (10 s) expired, like a supervisor with a restart delay:
+        // Tansu 0.6 never completes a rebalance that a new member starts while a dead one is still in the group.
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        sink = scale.spawn("sink");
+        sink.wait_ready(Duration::from_secs(30)).await;
+    }
+    let ledger = load.finish().await;
+    assert_exactly_once(&ch, &ledger, Duration::from_secs(180)).await;
+    let (raw, deduplicated) = raw_and_final(&ch).await;
+    eprintln!("after 2 sink kills: {raw} rows stored, {deduplicated} with FINAL");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "Tansu 0.6 can acknowledge a record it never stores when SIGTERM lands between its watermark and \
+            batch writes to S3 (seen: offset 55 reserved, 55.batch never written, the produce acknowledged); \
+            run it with --ignored, it fails only on such a broker-side loss"]
+async fn broker_restart_under_load_loses_and_duplicates_nothing() {
+    let _serial = SERIAL.lock().await;
+    let restart = service("FLEXIAPI_TEST_TANSU_RESTART_CMD");
+    let scale = Scale::new(&[]);
+    let ch = scale.clickhouse();
+    let (ingest, _sink) = start_pipeline(&scale).await;
+    let load = Load::start(&ingest.base, &scale.key, "brokerrestart", 4);
+    load.wait_more(40).await;
+    let status = Command::new(&restart)
+        .status()
+        .expect("run FLEXIAPI_TEST_TANSU_RESTART_CMD");
+    assert!(status.success(), "{restart} failed");
+    // The ingest acknowledges again after the restart.
+    load.wait_more(40).await;
+    let ledger = load.finish().await;
+    assert_exactly_once(&ch, &ledger, Duration::from_secs(240)).await;
+}
+
+/// The ClickHouse server scripts/services.sh started: its directory (from the config path) and pid.
+fn clickhouse_process() -> (std::path::PathBuf, u32) {
+    let config = std::path::PathBuf::from(service("FLEXIAPI_TEST_CLICKHOUSE_CONFIG"));
+    let dir = config.parent().unwrap().to_path_buf();
+    let pid = std::fs::read_to_string(dir.join("server.pid"))
+        .expect("ClickHouse pid file next to its config");
+    (dir, pid.trim().parse().unwrap())
+}
+
+/// Starts ClickHouse again exactly as scripts/services.sh does (same user, config, pid file).
+fn start_clickhouse(dir: &std::path::Path) {
+    let server = ["/usr/bin/clickhouse-server", "/usr/sbin/clickhouse-server"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("clickhouse-server installed");
+    let script = format!(
+        "cd '{dir}' && exec setsid setpriv --reuid=flexiapi-test --regid=flexiapi-test --init-groups -- \
+         sh -c 'echo $$ >\"$1\"; shift; exec \"$@\"' sh '{dir}/server.pid' {server} --config-file='{dir}/config.xml' \
+         </dev/null >>'{dir}/stdout.log' 2>&1 &",
+        dir = dir.display()
+    );
+    assert!(Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_down_for_a_while_then_back_loses_and_duplicates_nothing() {
+    let _serial = SERIAL.lock().await;
+    let scale = Scale::new(&[]);
+    let ch = scale.clickhouse();
+    let (ingest, sink) = start_pipeline(&scale).await;
+    let load = Load::start(&ingest.base, &scale.key, "chdown", 4);
+    load.wait_more(40).await;
+    let (dir, pid) = clickhouse_process();
+    assert!(Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    // The ingest keeps acknowledging while ClickHouse is away (the log is Kafka).
+    load.wait_more(40).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    start_clickhouse(&dir);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while ch.query("SELECT 1").await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ClickHouse did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    load.wait_more(20).await;
+    let ledger = load.finish().await;
+    assert_exactly_once(&ch, &ledger, Duration::from_secs(180)).await;
+    let metrics = sink.metrics().await;
+    let retries = metrics
+        .lines()
+        .find(|l| l.starts_with("flexiapi_sink_insert_retries_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        retries >= 1.0,
+        "the sink retried no insert while ClickHouse was down:\n{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_killed_under_load_and_restarted_loses_and_duplicates_nothing() {
+    let _serial = SERIAL.lock().await;
+    let scale = Scale::new(&[]);
+    let ch = scale.clickhouse();
+    let (mut ingest, _sink) = start_pipeline(&scale).await;
+    let port: u16 = ingest.base.rsplit(':').next().unwrap().parse().unwrap();
+    let load = Load::start(&ingest.base, &scale.key, "ingestkill", 6);
+    for _ in 0..2 {
+        load.wait_more(40).await;
+        ingest.kill9();
+        ingest = scale.spawn_at("ingest", port);
+        ingest.wait_ready(Duration::from_secs(90)).await;
+    }
+    load.wait_more(40).await;
+    let ledger = load.finish().await;
+    // The restarted ingest rebuilt its index: an acknowledged call is a duplicate, its updates are known.
+    let call = ledger.acked.iter().find_map(|k| match k {
+        Key::Call(id) => Some(id.clone()),
+        _ => None,
+    });
+    let id = call.expect("some call acknowledged");
+    let client = reqwest::Client::new();
+    let (status, _) = send(
+        &client,
+        &ingest.base,
+        &scale.key,
+        "POST",
+        "/api/stats/calls",
+        call_body(&id, "mike@sip.example.org", 1_767_225_600),
+    )
+    .await;
+    assert_eq!(
+        status, 400,
+        "a call acknowledged before the kill is a duplicate after the restart"
+    );
+    assert_exactly_once(&ch, &ledger, Duration::from_secs(180)).await;
+}
