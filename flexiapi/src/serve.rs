@@ -3,7 +3,6 @@
 //! Every route but `/metrics` sits under the request-Space middleware (Space from Host / `:authority`);
 //! `/metrics` stays reachable by IP for Prometheus.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -121,23 +120,20 @@ async fn run_http(
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
-fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = term.recv() => {},
-            }
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
         }
-        #[cfg(not(unix))]
-        {
-            let _ = ctrl_c.await;
-        }
-        tracing::info!("shutting down: draining in-flight requests");
     }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutting down: draining in-flight requests");
 }

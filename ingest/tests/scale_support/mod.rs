@@ -167,7 +167,7 @@ pub fn message_events(n: usize) -> Vec<Event> {
             to: who(&to),
             device_id: "d2".into(),
             response: DeviceResponse {
-                last_status: if n % 2 == 0 { 503 } else { 200 },
+                last_status: if n.is_multiple_of(2) { 503 } else { 200 },
                 received_at: T0 + n as i64 + 2,
             },
         },
