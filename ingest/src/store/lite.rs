@@ -621,11 +621,32 @@ struct Stored(NaiveDateTime);
 impl FromSql for Stored {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         let text = value.as_str()?;
+        if let Some(at) = whole_seconds(text.as_bytes()) {
+            return Ok(Stored(at));
+        }
         NaiveDateTime::parse_from_str(text, "%F %T%.f")
             .or_else(|_| NaiveDateTime::parse_from_str(text, "%FT%T%.f"))
             .map(Stored)
             .map_err(|e| FromSqlError::Other(Box::new(e)))
     }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (what [`stamp`] writes) without chrono's format parser; None for anything else.
+fn whole_seconds(text: &[u8]) -> Option<NaiveDateTime> {
+    if text.len() != 19 || text[10] != b' ' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        text[range].iter().try_fold(0, |n, b| {
+            b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+        })
+    };
+    let separators = [(4, b'-'), (7, b'-'), (13, b':'), (16, b':')];
+    if separators.iter().any(|(i, c)| text[*i] != *c) {
+        return None;
+    }
+    chrono::NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)?
+        .and_hms_opt(number(11..13)?, number(14..16)?, number(17..19)?)
 }
 
 #[cfg(test)]
@@ -699,5 +720,11 @@ mod tests {
             assert_eq!(back.0, at);
         }
         assert!(Stored::column_result(ValueRef::Text(b"yesterday")).is_err());
+        // The fast path refuses what chrono refuses, and leaves other forms to chrono.
+        assert!(Stored::column_result(ValueRef::Text(b"2025-02-30 10:00:00")).is_err());
+        assert!(Stored::column_result(ValueRef::Text(b"2025-06-17 24:00:00")).is_err());
+        assert!(Stored::column_result(ValueRef::Text(b"2025-06-17 1a:00:00")).is_err());
+        let iso = Stored::column_result(ValueRef::Text(b"2025-06-17T09:03:00")).unwrap();
+        assert_eq!(iso.0, naive(1_750_150_980));
     }
 }
