@@ -10,6 +10,9 @@ pub enum IngestError {
     /// The database failed (not a bad request: those are [`crate::Outcome`]s).
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The SQLite statistics writer connection failed (the embedded store's write side on SQLite).
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// The writer stayed full for the whole enqueue timeout (last resort, counted in metrics).
     #[error("the event log is saturated")]
     Saturated,

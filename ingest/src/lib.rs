@@ -48,7 +48,7 @@ impl Ingest {
         if config.scale_mode() {
             return Self::start_scale(db, config, auth).await;
         }
-        let store = Arc::new(store::Embedded::start(db.clone(), config));
+        let store = Arc::new(store::Embedded::start(db.clone(), config)?);
         Ok(Self::with(store.clone(), store, db, config, auth))
     }
 

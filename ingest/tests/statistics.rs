@@ -968,3 +968,95 @@ async fn shutdown_drains_accepted_events() {
         assert_eq!(h.count("SELECT COUNT(*) FROM statistics_calls").await, 1);
     }
 }
+
+#[tokio::test]
+async fn a_failing_event_fails_alone_in_its_batch() {
+    for engine in ENGINES {
+        let h = std::sync::Arc::new(Harness::new(engine).await);
+        let bad = event_id("refused");
+        // A trigger makes one insert fail inside the database, as a disk or constraint error would.
+        match engine {
+            flexiapi_core::testing::Engine::Sqlite => {
+                h.exec(&format!(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON statistics_calls WHEN NEW.id = '{bad}' \
+                     BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                ))
+                .await
+            }
+            flexiapi_core::testing::Engine::Postgres => {
+                h.exec(&format!(
+                    "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN \
+                     IF NEW.id = '{bad}' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+                ))
+                .await;
+                h.exec("CREATE TRIGGER refuse BEFORE INSERT ON statistics_calls FOR EACH ROW EXECUTE FUNCTION refuse()")
+                    .await
+            }
+        }
+        // Sent together, so that they share batches with the bad one (the test runtime is single-threaded:
+        // every request is queued before the writer runs).
+        let mut tasks = Vec::new();
+        for i in 0..40u32 {
+            let h = h.clone();
+            let id = if i == 20 {
+                bad.clone()
+            } else {
+                event_id(&format!("fine{i}"))
+            };
+            tasks.push(tokio::spawn(async move {
+                let body = call_body(&id, "a@b", "c@d", "2026-08-20T10:00:00Z", &[i]);
+                (
+                    i,
+                    h.admin("POST", "/api/stats/calls", Some(body)).await.status,
+                )
+            }));
+        }
+        for task in tasks {
+            let (i, status) = task.await.unwrap();
+            assert_eq!(status, if i == 20 { 500 } else { 200 }, "request {i}");
+        }
+        assert_eq!(h.count("SELECT COUNT(*) FROM statistics_calls").await, 39);
+        assert_eq!(
+            h.count("SELECT COUNT(*) FROM statistics_call_forked_devices")
+                .await,
+            39
+        );
+    }
+}
+
+#[tokio::test]
+async fn sqlite_timestamps_are_stored_as_sqlx_text() {
+    let h = Harness::new(flexiapi_core::testing::Engine::Sqlite).await;
+    let id = event_id("stamps");
+    let body = call_body(&id, "a@b", "c@d", "2026-08-20T10:00:00+02:00", &[1]);
+    assert_eq!(
+        h.admin("POST", "/api/stats/calls", Some(body)).await.status,
+        200
+    );
+    let r = h
+        .admin(
+            "PATCH",
+            &format!("/api/stats/calls/{id}/devices/{}", device_path(1)),
+            Some(json!({"rang_at": "2026-08-20T08:00:03Z"})),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    // sqlx-sqlite writes `%F %T%.f` text; the account row below was written by sqlx itself.
+    assert_eq!(
+        h.count(&format!(
+            "SELECT COUNT(*) FROM statistics_calls WHERE id = '{id}' AND typeof(initiated_at) = 'text' \
+             AND initiated_at = '2026-08-20 08:00:00' AND created_at = updated_at"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        h.count(
+            "SELECT COUNT(*) FROM statistics_call_devices d, accounts a WHERE a.username = 'tony' \
+             AND d.rang_at = '2026-08-20 08:00:03' AND typeof(d.created_at) = typeof(a.created_at) \
+             AND length(d.created_at) = length(a.created_at) AND substr(d.created_at, 11, 1) = substr(a.created_at, 11, 1)"
+        )
+        .await,
+        1
+    );
+}

@@ -6,8 +6,10 @@
 //! SQLite) is shared by every request that arrived meanwhile. When the queue is full, requests wait for room
 //! (bounded memory) up to `FLEXIAPI_INGEST_ENQUEUE_TIMEOUT_MS`; only then do they get a 503 (counted).
 //! A batch that fails is replayed one event per transaction, so one bad event never fails its neighbours.
+//! On SQLite the writes run on a dedicated thread ([`lite`]); on PostgreSQL, through sqlx. Reads use sqlx.
 
 mod json;
+mod lite;
 pub mod sql;
 
 use std::sync::Mutex;
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 use flexiapi_core::{time, Config, Db};
+use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -45,21 +48,32 @@ pub struct Embedded {
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// Where the writer task applies batches.
+enum Target {
+    /// The SQLite writer thread, on the file the pool was opened on.
+    Sqlite(lite::Writer),
+    /// The PostgreSQL pool.
+    Postgres(PgPool),
+}
+
 impl Embedded {
-    /// Starts the writer task (needs a Tokio runtime).
-    pub fn start(db: Db, config: &Config) -> Embedded {
+    /// Starts the writer task (needs a Tokio runtime); on SQLite, opens the writer thread's connection.
+    pub fn start(db: Db, config: &Config) -> Result<Embedded, IngestError> {
+        let target = match &db {
+            // The pool's own parsed options: the very file (and URL options) the Db was opened with.
+            Db::Sqlite(pool) => {
+                Target::Sqlite(lite::Writer::open(pool.connect_options().get_filename())?)
+            }
+            Db::Postgres(pool) => Target::Postgres(pool.clone()),
+        };
         let (queue, receiver) = mpsc::channel(config.ingest.queue_depth.max(1));
-        let writer = tokio::spawn(run_writer(
-            db.clone(),
-            receiver,
-            config.ingest.batch_max.max(1),
-        ));
-        Embedded {
+        let writer = tokio::spawn(run_writer(target, receiver, config.ingest.batch_max.max(1)));
+        Ok(Embedded {
             db,
             queue,
             enqueue_timeout: config.ingest.enqueue_timeout,
             writer: Mutex::new(Some(writer)),
-        }
+        })
     }
 
     async fn enqueue(&self, event: Event) -> Result<Outcome, IngestError> {
@@ -165,7 +179,7 @@ impl StatsReader for Embedded {
 }
 
 /// The writer: drains the queue in batches until stopped, then drains what is left.
-async fn run_writer(db: Db, mut receiver: mpsc::Receiver<Message>, batch_max: usize) {
+async fn run_writer(target: Target, mut receiver: mpsc::Receiver<Message>, batch_max: usize) {
     let mut messages = Vec::with_capacity(batch_max);
     let mut stops = Vec::new();
     let mut last_purge: Option<Instant> = None;
@@ -186,91 +200,96 @@ async fn run_writer(db: Db, mut receiver: mpsc::Receiver<Message>, batch_max: us
             }
         }
         if !jobs.is_empty() {
-            commit(&db, jobs).await;
+            commit(&target, jobs).await;
         }
         if last_purge.is_none_or(|at| at.elapsed() > PURGE_EVERY) {
             last_purge = Some(Instant::now());
-            purge(&db).await;
+            purge(&target).await;
         }
     }
     metrics::gauge!(names::QUEUE_DEPTH).set(0.0);
+    if let Target::Sqlite(writer) = target {
+        // Shutdown resolves only once the writer connection is closed.
+        writer.close().await;
+    }
     for done in stops {
         let _ = done.send(());
     }
 }
 
 /// Applies a batch in one transaction and answers each request; on failure, one transaction per event.
-async fn commit(db: &Db, jobs: Vec<(Event, Reply)>) {
+async fn commit(target: &Target, jobs: Vec<(Event, Reply)>) {
     let started = Instant::now();
     let now = time::now();
-    let events: Vec<&Event> = jobs.iter().map(|(event, _)| event).collect();
-    match transaction(db, &events, now).await {
+    let (events, replies): (Vec<Event>, Vec<Reply>) = jobs.into_iter().unzip();
+    let count = events.len();
+    // The events come back with the result (the SQLite thread borrows them); if they do not (the thread is
+    // gone), the replies are dropped below and their requests see the log closed.
+    let (events, result) = transaction(target, events, now).await;
+    match result {
         Ok(outcomes) => {
-            metrics::histogram!(names::BATCH_SIZE).record(jobs.len() as f64);
+            metrics::histogram!(names::BATCH_SIZE).record(count as f64);
             metrics::histogram!(names::STORE_SECONDS).record(started.elapsed().as_secs_f64());
-            for ((event, reply), outcome) in jobs.into_iter().zip(outcomes) {
-                metrics::counter!(names::EVENTS_APPENDED, "kind" => sql::kind(&event)).increment(1);
+            for ((event, reply), outcome) in events.iter().zip(replies).zip(outcomes) {
+                metrics::counter!(names::EVENTS_APPENDED, "kind" => sql::kind(event)).increment(1);
                 let _ = reply.send(Ok(outcome));
             }
         }
         Err(error) => {
-            tracing::warn!(%error, events = jobs.len(), "batch failed; replaying one event per transaction");
-            for (event, reply) in jobs {
-                let result = transaction(db, &[&event], now).await;
-                let result = match result {
-                    Ok(mut outcomes) => {
-                        metrics::histogram!(names::BATCH_SIZE).record(1.0);
-                        metrics::counter!(names::EVENTS_APPENDED, "kind" => sql::kind(&event))
-                            .increment(1);
-                        Ok(outcomes.pop().expect("one outcome per event"))
-                    }
-                    Err(error) => Err(IngestError::Database(error)),
-                };
+            tracing::warn!(%error, events = count, "batch failed; replaying one event per transaction");
+            for (event, reply) in events.into_iter().zip(replies) {
+                let kind = sql::kind(&event);
+                let (_, result) = transaction(target, vec![event], now).await;
+                let result = result.map(|mut outcomes| {
+                    metrics::histogram!(names::BATCH_SIZE).record(1.0);
+                    metrics::counter!(names::EVENTS_APPENDED, "kind" => kind).increment(1);
+                    outcomes.pop().expect("one outcome per event")
+                });
                 let _ = reply.send(result);
             }
         }
     }
 }
 
+/// Applies `events` in one transaction; gives them back with the outcomes (or the error, rolled back).
 async fn transaction(
-    db: &Db,
-    events: &[&Event],
+    target: &Target,
+    events: Vec<Event>,
+    now: NaiveDateTime,
+) -> (Vec<Event>, Result<Vec<Outcome>, IngestError>) {
+    match target {
+        Target::Sqlite(writer) => writer.batch(events, now).await,
+        Target::Postgres(pool) => {
+            let result = postgres_transaction(pool, &events, now).await;
+            (events, result.map_err(IngestError::from))
+        }
+    }
+}
+
+async fn postgres_transaction(
+    pool: &PgPool,
+    events: &[Event],
     now: NaiveDateTime,
 ) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut outcomes = Vec::with_capacity(events.len());
-    match db {
-        Db::Sqlite(pool) => {
-            // IMMEDIATE takes the write lock up front: a deferred transaction that reads first and then writes
-            // fails at once with SQLITE_BUSY (no busy wait) when another connection wrote in between — the
-            // API key usage flush, an account change — and would fail the whole batch.
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            for event in events {
-                outcomes.push(sql::sqlite::apply(&mut tx, event, now).await?);
-            }
-            tx.commit().await?;
-        }
-        Db::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            for event in events {
-                outcomes.push(sql::postgres::apply(&mut tx, event, now).await?);
-            }
-            tx.commit().await?;
-        }
+    let mut tx = pool.begin().await?;
+    for event in events {
+        outcomes.push(sql::postgres::apply(&mut tx, event, now).await?);
     }
+    tx.commit().await?;
     Ok(outcomes)
 }
 
-async fn purge(db: &Db) {
+async fn purge(target: &Target) {
     let before =
         time::now() - chrono::Duration::from_std(PENDING_RETENTION).expect("retention fits");
-    let result = match db {
-        Db::Sqlite(pool) => match pool.acquire().await {
-            Ok(mut conn) => sql::sqlite::purge_pending(&mut conn, before).await,
-            Err(e) => Err(e),
-        },
-        Db::Postgres(pool) => match pool.acquire().await {
-            Ok(mut conn) => sql::postgres::purge_pending(&mut conn, before).await,
-            Err(e) => Err(e),
+    let result = match target {
+        Target::Sqlite(writer) => writer.purge(before).await,
+        Target::Postgres(pool) => match pool.acquire().await {
+            Ok(mut conn) => sql::postgres::purge_pending(&mut conn, before)
+                .await
+                .map_err(IngestError::from),
+            Err(e) => Err(e.into()),
         },
     };
     match result {

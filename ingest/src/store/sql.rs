@@ -33,21 +33,17 @@ fn placeholders(first: usize, count: usize) -> String {
 }
 
 /// Splits a `to` map key like upstream; a key without `@` is kept whole as the username.
-fn recipient(key: &str) -> Identity {
+pub(super) fn recipient(key: &str) -> Identity {
     Identity::parse(key).unwrap_or_else(|| Identity {
         username: key.to_owned(),
         domain: String::new(),
     })
 }
 
-macro_rules! engine {
-    ($name:ident, $conn:ty) => {
-        /// The store's SQL for one engine.
-        pub mod $name {
-            use super::*;
-
-            type Conn = $conn;
-
+/// The write side: applies events inside the caller's transaction. Expanded for PostgreSQL only — SQLite
+/// writes go through [`super::lite`] (one OS thread, no per-statement async round trip).
+macro_rules! writes {
+    () => {
             /// Applies one event inside the caller's transaction.
             pub async fn apply(conn: &mut Conn, event: &Event, now: NaiveDateTime) -> Result<Outcome, sqlx::Error> {
                 match event {
@@ -313,6 +309,19 @@ macro_rules! engine {
                 Ok(listed.pop())
             }
 
+    };
+}
+
+macro_rules! engine {
+    ($name:ident, $conn:ty $(, $writes:ident)?) => {
+        /// The store's SQL for one engine.
+        pub mod $name {
+            use super::*;
+
+            type Conn = $conn;
+
+            $($writes!();)?
+
             async fn with_devices(conn: &mut Conn, calls: Vec<CallRow>) -> Result<Vec<Value>, sqlx::Error> {
                 if calls.is_empty() {
                     return Ok(Vec::new());
@@ -391,56 +400,78 @@ macro_rules! engine {
 
             /// A conference with its events; None when neither it nor any event of it is known.
             pub async fn conference(conn: &mut Conn, id: &str) -> Result<Option<Value>, sqlx::Error> {
-                let row: Option<(NaiveDateTime, Option<NaiveDateTime>, Option<String>, NaiveDateTime)> = sqlx::query_as(
+                let row: Option<ConferenceRow> = sqlx::query_as(
                     "SELECT created_at, ended_at, schedule, updated_at FROM statistics_conferences WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&mut *conn).await?;
-                let participants: Vec<(String, String, String, NaiveDateTime)> = sqlx::query_as(
+                let participants: Vec<ParticipantRow> = sqlx::query_as(
                     "SELECT participant_username, participant_domain, type, at FROM statistics_conference_participant_events \
                      WHERE conference_id = $1 ORDER BY at, id")
                     .bind(id)
                     .fetch_all(&mut *conn).await?;
-                let devices: Vec<(String, String, String, String, NaiveDateTime)> = sqlx::query_as(
+                let devices: Vec<ParticipantDeviceRow> = sqlx::query_as(
                     "SELECT participant_username, participant_domain, device_id, type, at FROM statistics_conference_participant_device_events \
                      WHERE conference_id = $1 ORDER BY at, id")
                     .bind(id)
                     .fetch_all(&mut *conn).await?;
-                if row.is_none() && participants.is_empty() && devices.is_empty() {
-                    return Ok(None);
-                }
-                let laravel = |t: &NaiveDateTime| flexiapi_core::time::laravel(t);
-                let (created_at, ended_at, schedule, updated_at) = match &row {
-                    Some((c, e, s, u)) => (
-                        Value::from(laravel(c)),
-                        flexiapi_core::time::laravel_json(e.as_ref()),
-                        s.clone().map(Value::from).unwrap_or(Value::Null),
-                        Value::from(laravel(u)),
-                    ),
-                    None => (Value::Null, Value::Null, Value::Null, Value::Null),
-                };
-                Ok(Some(serde_json::json!({
-                    "id": id,
-                    "created_at": created_at,
-                    "ended_at": ended_at,
-                    "schedule": schedule,
-                    "updated_at": updated_at,
-                    "participant_events": participants.iter().map(|(u, d, t, at)| serde_json::json!({
-                        "participant": format!("{u}@{d}"), "type": t, "at": laravel(at),
-                    })).collect::<Vec<_>>(),
-                    "participant_device_events": devices.iter().map(|(u, d, dev, t, at)| serde_json::json!({
-                        "participant": format!("{u}@{d}"), "device_id": dev, "type": t, "at": laravel(at),
-                    })).collect::<Vec<_>>(),
-                })))
+                Ok(conference_json(id, row, &participants, &devices))
             }
         }
     };
 }
 
 engine!(sqlite, sqlx::SqliteConnection);
-engine!(postgres, sqlx::PgConnection);
+engine!(postgres, sqlx::PgConnection, writes);
+
+/// A stored conference row: created_at, ended_at, schedule, updated_at.
+pub(super) type ConferenceRow = (
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+    Option<String>,
+    NaiveDateTime,
+);
+/// A participant event: username, domain, type, at.
+pub(super) type ParticipantRow = (String, String, String, NaiveDateTime);
+/// A participant device event: username, domain, device id, type, at.
+pub(super) type ParticipantDeviceRow = (String, String, String, String, NaiveDateTime);
+
+/// A conference's JSON from its row and events; None when nothing is known of it.
+pub(super) fn conference_json(
+    id: &str,
+    row: Option<ConferenceRow>,
+    participants: &[ParticipantRow],
+    devices: &[ParticipantDeviceRow],
+) -> Option<Value> {
+    if row.is_none() && participants.is_empty() && devices.is_empty() {
+        return None;
+    }
+    let laravel = |t: &NaiveDateTime| flexiapi_core::time::laravel(t);
+    let (created_at, ended_at, schedule, updated_at) = match &row {
+        Some((c, e, s, u)) => (
+            Value::from(laravel(c)),
+            flexiapi_core::time::laravel_json(e.as_ref()),
+            s.clone().map(Value::from).unwrap_or(Value::Null),
+            Value::from(laravel(u)),
+        ),
+        None => (Value::Null, Value::Null, Value::Null, Value::Null),
+    };
+    Some(serde_json::json!({
+        "id": id,
+        "created_at": created_at,
+        "ended_at": ended_at,
+        "schedule": schedule,
+        "updated_at": updated_at,
+        "participant_events": participants.iter().map(|(u, d, t, at)| serde_json::json!({
+            "participant": format!("{u}@{d}"), "type": t, "at": laravel(at),
+        })).collect::<Vec<_>>(),
+        "participant_device_events": devices.iter().map(|(u, d, dev, t, at)| serde_json::json!({
+            "participant": format!("{u}@{d}"), "device_id": dev, "type": t, "at": laravel(at),
+        })).collect::<Vec<_>>(),
+    }))
+}
 
 /// The wire spelling of a participant (device) event type.
-fn wire<T: serde::Serialize>(value: &T) -> String {
+pub(super) fn wire<T: serde::Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(Value::String(s)) => s,
         _ => String::new(),

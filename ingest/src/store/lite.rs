@@ -1,0 +1,730 @@
+//! The SQLite write side of the embedded store: each batch runs synchronously on one dedicated OS thread
+//! through `rusqlite`, with cached prepared statements.
+//!
+//! sqlx-sqlite sends every statement to its worker thread and waits for the answer — several thread
+//! handoffs per event, which dominated the cost of a write. Here a whole batch costs one handoff. The SQL,
+//! outcomes and stored text are those of the PostgreSQL write side in [`super::sql`] (timestamps in the
+//! `%F %T%.f` text sqlx-sqlite writes, so the sqlx read side parses them), and reads stay on sqlx.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::{Datelike, NaiveDateTime, Timelike};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, ToSql, TransactionBehavior};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::json::{CallDeviceRow, CallRow, MessageDeviceRow};
+use super::sql::{
+    conference_json, kind, pending_key, recipient, wire, ConferenceRow, ParticipantDeviceRow,
+    ParticipantRow,
+};
+use crate::date::naive;
+use crate::error::IngestError;
+use crate::event::Event;
+use crate::log::Outcome;
+
+/// What a batch gives back: its events (for a replay) and their outcomes, or why it was rolled back.
+type BatchResult = (Vec<Event>, Result<Vec<Outcome>, IngestError>);
+
+enum Job {
+    Batch {
+        events: Vec<Event>,
+        now: NaiveDateTime,
+        done: oneshot::Sender<BatchResult>,
+    },
+    Purge {
+        before: NaiveDateTime,
+        done: oneshot::Sender<Result<u64, IngestError>>,
+    },
+}
+
+/// The handle of the writer thread, which owns the only `rusqlite` connection.
+pub struct Writer {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Opens the (migrated) database file and starts the writer thread.
+    pub fn open(path: &Path) -> Result<Writer, IngestError> {
+        // Opened here rather than on the thread so that a bad path fails the start, not the first event.
+        let conn = connect(path).map_err(|e| {
+            IngestError::Setup(format!(
+                "cannot open {} for the statistics writer: {e}",
+                path.display()
+            ))
+        })?;
+        let (jobs, receiver) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("stats-writer".into())
+            .spawn(move || run(conn, receiver))
+            .map_err(|e| IngestError::Setup(format!("cannot start the statistics writer: {e}")))?;
+        Ok(Writer {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+
+    /// Applies `events` in one transaction; gives them back with their outcomes once committed.
+    /// When the thread is gone the events are not given back: their requests then see the log closed.
+    pub async fn batch(&self, events: Vec<Event>, now: NaiveDateTime) -> BatchResult {
+        let (done, result) = oneshot::channel();
+        let Some(jobs) = &self.jobs else {
+            return (events, Err(IngestError::Closed));
+        };
+        if let Err(mpsc::SendError(job)) = jobs.send(Job::Batch { events, now, done }) {
+            let Job::Batch { events, .. } = job else {
+                unreachable!("a batch was sent")
+            };
+            return (events, Err(IngestError::Closed));
+        }
+        result
+            .await
+            .unwrap_or_else(|_| (Vec::new(), Err(IngestError::Closed)))
+    }
+
+    /// Deletes the pending updates stored before `before`; returns how many.
+    pub async fn purge(&self, before: NaiveDateTime) -> Result<u64, IngestError> {
+        let (done, result) = oneshot::channel();
+        let jobs = self.jobs.as_ref().ok_or(IngestError::Closed)?;
+        jobs.send(Job::Purge { before, done })
+            .map_err(|_| IngestError::Closed)?;
+        result.await.map_err(|_| IngestError::Closed)?
+    }
+
+    /// Stops the thread and waits until its connection is closed.
+    pub async fn close(mut self) {
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+/// Opens the connection with the settings of `flexiapi_core::db` (the file exists: migrations ran).
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))?;
+    // FULL: an acknowledged event survives a power cut; the group commit amortises the fsync.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Room for every statement of the write side, so none is ever prepared twice.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+    while let Ok(job) = jobs.recv() {
+        match job {
+            Job::Batch { events, now, done } => {
+                let result = transaction(&mut conn, &events, now).map_err(IngestError::from);
+                let _ = done.send((events, result));
+            }
+            Job::Purge { before, done } => {
+                let result = conn
+                    .prepare_cached("DELETE FROM statistics_pending_updates WHERE created_at < ?1")
+                    .and_then(|mut delete| delete.execute(params![stamp(before)]))
+                    .map(|purged| purged as u64)
+                    .map_err(IngestError::from);
+                let _ = done.send(result);
+            }
+        }
+    }
+    if let Err((_, error)) = conn.close() {
+        tracing::warn!(%error, "cannot close the statistics writer connection");
+    }
+}
+
+/// The current time of a batch, with its stored text formatted once.
+struct Now {
+    at: NaiveDateTime,
+    text: Stamp,
+}
+
+fn transaction(
+    conn: &mut Connection,
+    events: &[Event],
+    now: NaiveDateTime,
+) -> rusqlite::Result<Vec<Outcome>> {
+    let now = Now {
+        at: now,
+        text: stamp(now),
+    };
+    // IMMEDIATE takes the write lock up front: a deferred transaction that reads first and then writes fails
+    // at once with SQLITE_BUSY (no busy wait) when another connection wrote in between.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut outcomes = Vec::with_capacity(events.len());
+    for event in events {
+        outcomes.push(apply(&tx, event, &now)?);
+    }
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+/// Applies one event inside the current transaction.
+fn apply(conn: &Connection, event: &Event, now: &Now) -> rusqlite::Result<Outcome> {
+    match event {
+        Event::MessageCreated {
+            id,
+            from,
+            sent_at,
+            encrypted,
+            conference_id,
+            to,
+        } => {
+            let inserted = conn.prepare_cached(
+                "INSERT INTO statistics_messages (id, from_username, from_domain, sent_at, encrypted, conference_id, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (id) DO NOTHING")?
+                .execute(params![id, from.username, from.domain, stamp(naive(*sent_at)), encrypted, conference_id, now.text])?;
+            if inserted == 0 {
+                return Ok(Outcome::Duplicate);
+            }
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO statistics_message_recipients (message_id, to_username, to_domain, device_id, last_status, received_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING")?;
+            for (key, devices) in to {
+                let who = recipient(key);
+                for (device, response) in devices {
+                    insert.execute(params![
+                        id,
+                        who.username,
+                        who.domain,
+                        device,
+                        response.as_ref().map(|r| r.last_status),
+                        response.as_ref().map(|r| stamp(naive(r.received_at))),
+                    ])?;
+                }
+            }
+            apply_pending(conn, &format!("message:{id}"), now)?;
+            Ok(Outcome::Created)
+        }
+        Event::CallCreated {
+            id,
+            from,
+            to,
+            initiated_at,
+            ended_at,
+            conference_id,
+            sip_call_id,
+            devices,
+        } => {
+            let inserted = conn.prepare_cached(
+                "INSERT INTO statistics_calls (id, from_username, from_domain, to_username, to_domain, initiated_at, ended_at, conference_id, sip_call_id, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) ON CONFLICT (id) DO NOTHING")?
+                .execute(params![
+                    id, from.username, from.domain, to.username, to.domain,
+                    stamp(naive(*initiated_at)), ended_at.map(|t| stamp(naive(t))), conference_id, sip_call_id, now.text,
+                ])?;
+            if inserted == 0 {
+                return Ok(Outcome::Duplicate);
+            }
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO statistics_call_forked_devices (call_id, device_id, state) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?;
+            for (device, state) in devices {
+                insert.execute(params![id, device, state.as_ref().map(Value::to_string)])?;
+            }
+            apply_pending(conn, &format!("call:{id}"), now)?;
+            Ok(Outcome::Created)
+        }
+        Event::ConferenceCreated {
+            id,
+            created_at,
+            ended_at,
+            schedule,
+        } => {
+            let inserted = conn.prepare_cached(
+                "INSERT INTO statistics_conferences (id, created_at, ended_at, schedule, stored_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (id) DO NOTHING")?
+                .execute(params![id, stamp(naive(*created_at)), ended_at.map(|t| stamp(naive(t))), schedule, now.text])?;
+            if inserted == 0 {
+                return Ok(Outcome::Duplicate);
+            }
+            apply_pending(conn, &format!("conference:{id}"), now)?;
+            Ok(Outcome::Created)
+        }
+        Event::ParticipantEvent {
+            conference_id,
+            participant,
+            at,
+            event_type,
+        } => {
+            conn.prepare_cached(
+                "INSERT INTO statistics_conference_participant_events (conference_id, participant_username, participant_domain, type, at, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                .execute(params![conference_id, participant.username, participant.domain, wire(event_type), stamp(naive(*at)), now.text])?;
+            Ok(Outcome::Created)
+        }
+        Event::ParticipantDeviceEvent {
+            conference_id,
+            participant,
+            device_id,
+            at,
+            event_type,
+        } => {
+            conn.prepare_cached(
+                "INSERT INTO statistics_conference_participant_device_events (conference_id, participant_username, participant_domain, device_id, type, at, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+                .execute(params![
+                    conference_id, participant.username, participant.domain, device_id,
+                    wire(event_type), stamp(naive(*at)), now.text,
+                ])?;
+            Ok(Outcome::Created)
+        }
+        update => apply_update(conn, update, now, true),
+    }
+}
+
+/// Applies an update; when its parent is missing and `keep`, stores it for later.
+fn apply_update(
+    conn: &Connection,
+    event: &Event,
+    now: &Now,
+    keep: bool,
+) -> rusqlite::Result<Outcome> {
+    let outcome = match event {
+        Event::MessageDeviceResponded {
+            message_id,
+            to,
+            device_id,
+            response,
+        } => {
+            if !exists(
+                conn,
+                "SELECT 1 FROM statistics_messages WHERE id = ?1",
+                params![message_id],
+            )? {
+                None
+            } else {
+                let existing: Option<(i64, NaiveDateTime)> = conn.prepare_cached(
+                    "SELECT id, created_at FROM statistics_message_devices WHERE message_id = ?1 AND to_username = ?2 AND to_domain = ?3 AND device_id = ?4")?
+                    .query_row(params![message_id, to.username, to.domain, device_id], |row| {
+                        Ok((row.get(0)?, row.get::<_, Stored>(1)?.0))
+                    })
+                    .optional()?;
+                let received_at = naive(response.received_at);
+                let (id, created_at, created) = match existing {
+                    Some((id, created_at)) => {
+                        conn.prepare_cached("UPDATE statistics_message_devices SET last_status = ?1, received_at = ?2, updated_at = ?3 WHERE id = ?4")?
+                            .execute(params![response.last_status, stamp(received_at), now.text, id])?;
+                        (id, created_at, false)
+                    }
+                    None => {
+                        let id: i64 = conn.prepare_cached(
+                            "INSERT INTO statistics_message_devices (message_id, to_username, to_domain, device_id, last_status, received_at, created_at, updated_at) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) RETURNING id")?
+                            .query_row(params![
+                                message_id, to.username, to.domain, device_id,
+                                response.last_status, stamp(received_at), now.text,
+                            ], |row| row.get(0))?;
+                        (id, now.at, true)
+                    }
+                };
+                let row = MessageDeviceRow {
+                    id,
+                    message_id: message_id.clone(),
+                    to_username: to.username.clone(),
+                    to_domain: to.domain.clone(),
+                    device_id: device_id.clone(),
+                    last_status: response.last_status,
+                    received_at,
+                    created_at,
+                    updated_at: now.at,
+                };
+                Some(Outcome::Upserted {
+                    created,
+                    row: row.to_json(),
+                })
+            }
+        }
+        Event::CallDeviceUpdated {
+            call_id,
+            device_id,
+            rang_at,
+            invite_terminated,
+        } => {
+            if !exists(
+                conn,
+                "SELECT 1 FROM statistics_calls WHERE id = ?1",
+                params![call_id],
+            )? {
+                None
+            } else {
+                let existing: Option<CallDeviceRow> = conn.prepare_cached(
+                    "SELECT id, call_id, device_id, rang_at, invite_terminated_at, invite_terminated_state, created_at, updated_at \
+                     FROM statistics_call_devices WHERE call_id = ?1 AND device_id = ?2")?
+                    .query_row(params![call_id, device_id], call_device_row)
+                    .optional()?;
+                // Only the fields sent change the row (a later rang-only PATCH keeps the termination).
+                let rang = rang_at.map(naive);
+                let term_at = invite_terminated.as_ref().map(|t| naive(t.at));
+                let term_state = invite_terminated
+                    .as_ref()
+                    .map(|t| t.state.as_str().to_owned());
+                let (row, created) = match existing {
+                    Some(old) => {
+                        let row = CallDeviceRow {
+                            rang_at: rang.or(old.rang_at),
+                            invite_terminated_at: term_at.or(old.invite_terminated_at),
+                            invite_terminated_state: term_state
+                                .or(old.invite_terminated_state.clone()),
+                            updated_at: now.at,
+                            ..old
+                        };
+                        conn.prepare_cached("UPDATE statistics_call_devices SET rang_at = ?1, invite_terminated_at = ?2, invite_terminated_state = ?3, updated_at = ?4 WHERE id = ?5")?
+                            .execute(params![
+                                row.rang_at.map(stamp), row.invite_terminated_at.map(stamp), row.invite_terminated_state,
+                                now.text, row.id,
+                            ])?;
+                        (row, false)
+                    }
+                    None => {
+                        let id: i64 = conn.prepare_cached(
+                            "INSERT INTO statistics_call_devices (call_id, device_id, rang_at, invite_terminated_at, invite_terminated_state, created_at, updated_at) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING id")?
+                            .query_row(params![call_id, device_id, rang.map(stamp), term_at.map(stamp), term_state, now.text], |row| row.get(0))?;
+                        let row = CallDeviceRow {
+                            id: Some(id),
+                            call_id: call_id.clone(),
+                            device_id: device_id.clone(),
+                            rang_at: rang,
+                            invite_terminated_at: term_at,
+                            invite_terminated_state: term_state,
+                            created_at: now.at,
+                            updated_at: now.at,
+                        };
+                        (row, true)
+                    }
+                };
+                let forked = exists(conn,
+                    "SELECT 1 FROM statistics_call_forked_devices WHERE call_id = ?1 AND device_id = ?2",
+                    params![call_id, device_id])?;
+                Some(Outcome::Upserted {
+                    created,
+                    row: row.to_json(forked),
+                })
+            }
+        }
+        Event::CallEnded { call_id, ended_at } => {
+            let updated = conn
+                .prepare_cached(
+                    "UPDATE statistics_calls SET ended_at = ?1, updated_at = ?2 WHERE id = ?3",
+                )?
+                .execute(params![stamp(naive(*ended_at)), now.text, call_id])?;
+            if updated == 0 {
+                None
+            } else {
+                let call = call_json(conn, call_id)?;
+                Some(Outcome::Ended(call.unwrap_or(Value::Null)))
+            }
+        }
+        Event::ConferenceEnded {
+            conference_id,
+            ended_at,
+        } => {
+            let updated = conn.prepare_cached("UPDATE statistics_conferences SET ended_at = ?1, updated_at = ?2 WHERE id = ?3")?
+                .execute(params![stamp(naive(*ended_at)), now.text, conference_id])?;
+            if updated == 0 {
+                None
+            } else {
+                Some(Outcome::Ended(
+                    conference(conn, conference_id)?.unwrap_or(Value::Null),
+                ))
+            }
+        }
+        other => unreachable!("not an update: {other:?}"),
+    };
+    if let Some(outcome) = outcome {
+        return Ok(outcome);
+    }
+    if keep {
+        if let Some(key) = pending_key(event) {
+            let text = serde_json::to_string(event).expect("events serialise");
+            conn.prepare_cached("INSERT INTO statistics_pending_updates (entity_id, event, created_at) VALUES (?1, ?2, ?3)")?
+                .execute(params![key, text, now.text])?;
+            metrics::counter!(crate::metrics::PENDING_KEPT, "kind" => kind(event)).increment(1);
+        }
+    }
+    Ok(match event {
+        Event::CallEnded { .. } | Event::ConferenceEnded { .. } => Outcome::NotFound,
+        _ => Outcome::UnknownParent,
+    })
+}
+
+/// Applies, in arrival order, the updates that were waiting for `key`'s parent.
+fn apply_pending(conn: &Connection, key: &str, now: &Now) -> rusqlite::Result<()> {
+    let waiting: Vec<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT id, event FROM statistics_pending_updates WHERE entity_id = ?1 ORDER BY id",
+        )?
+        .query_map(params![key], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    for (_, text) in &waiting {
+        match serde_json::from_str::<Event>(text) {
+            Ok(event) => {
+                apply_update(conn, &event, now, false)?;
+                metrics::counter!(crate::metrics::PENDING_APPLIED).increment(1);
+            }
+            Err(error) => tracing::warn!(%error, key, "unreadable pending update dropped"),
+        }
+    }
+    conn.prepare_cached("DELETE FROM statistics_pending_updates WHERE entity_id = ?1")?
+        .execute(params![key])?;
+    Ok(())
+}
+
+fn exists(conn: &Connection, sql: &str, params: &[&dyn ToSql]) -> rusqlite::Result<bool> {
+    conn.prepare_cached(sql)?.exists(params)
+}
+
+/// A call with every device, or None (the read side's query for one call).
+fn call_json(conn: &Connection, id: &str) -> rusqlite::Result<Option<Value>> {
+    let call = conn
+        .prepare_cached(
+            "SELECT id, from_username, from_domain, to_username, to_domain, initiated_at, ended_at, conference_id, sip_call_id, created_at, updated_at \
+             FROM statistics_calls WHERE id = ?1",
+        )?
+        .query_row(params![id], |row| {
+            Ok(CallRow {
+                id: row.get(0)?,
+                from_username: row.get(1)?,
+                from_domain: row.get(2)?,
+                to_username: row.get(3)?,
+                to_domain: row.get(4)?,
+                initiated_at: row.get::<_, Stored>(5)?.0,
+                ended_at: row.get::<_, Option<Stored>>(6)?.map(|t| t.0),
+                conference_id: row.get(7)?,
+                sip_call_id: row.get(8)?,
+                created_at: row.get::<_, Stored>(9)?.0,
+                updated_at: row.get::<_, Stored>(10)?.0,
+            })
+        })
+        .optional()?;
+    let Some(call) = call else { return Ok(None) };
+    let rows: Vec<CallDeviceRow> = conn
+        .prepare_cached(
+            "SELECT id, call_id, device_id, rang_at, invite_terminated_at, invite_terminated_state, created_at, updated_at \
+             FROM statistics_call_devices WHERE call_id IN (?1) ORDER BY id",
+        )?
+        .query_map(params![id], call_device_row)?
+        .collect::<Result<_, _>>()?;
+    let forked: Vec<(String, String)> = conn
+        .prepare_cached(
+            "SELECT call_id, device_id FROM statistics_call_forked_devices WHERE call_id IN (?1) ORDER BY call_id, device_id",
+        )?
+        .query_map(params![id], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(Some(call.to_json(call.devices(&rows, &forked))))
+}
+
+/// A `statistics_call_devices` row selected with the columns of `CALL_DEVICE_COLUMNS`, in order.
+fn call_device_row(row: &Row<'_>) -> rusqlite::Result<CallDeviceRow> {
+    Ok(CallDeviceRow {
+        id: row.get(0)?,
+        call_id: row.get(1)?,
+        device_id: row.get(2)?,
+        rang_at: row.get::<_, Option<Stored>>(3)?.map(|t| t.0),
+        invite_terminated_at: row.get::<_, Option<Stored>>(4)?.map(|t| t.0),
+        invite_terminated_state: row.get(5)?,
+        created_at: row.get::<_, Stored>(6)?.0,
+        updated_at: row.get::<_, Stored>(7)?.0,
+    })
+}
+
+/// A conference with its events (the read side's queries), None when nothing is known of it.
+fn conference(conn: &Connection, id: &str) -> rusqlite::Result<Option<Value>> {
+    let row: Option<ConferenceRow> = conn
+        .prepare_cached(
+            "SELECT created_at, ended_at, schedule, updated_at FROM statistics_conferences WHERE id = ?1",
+        )?
+        .query_row(params![id], |row| {
+            Ok((
+                row.get::<_, Stored>(0)?.0,
+                row.get::<_, Option<Stored>>(1)?.map(|t| t.0),
+                row.get(2)?,
+                row.get::<_, Stored>(3)?.0,
+            ))
+        })
+        .optional()?;
+    let participants: Vec<ParticipantRow> = conn
+        .prepare_cached(
+            "SELECT participant_username, participant_domain, type, at FROM statistics_conference_participant_events \
+             WHERE conference_id = ?1 ORDER BY at, id",
+        )?
+        .query_map(params![id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get::<_, Stored>(3)?.0))
+        })?
+        .collect::<Result<_, _>>()?;
+    let devices: Vec<ParticipantDeviceRow> = conn
+        .prepare_cached(
+            "SELECT participant_username, participant_domain, device_id, type, at FROM statistics_conference_participant_device_events \
+             WHERE conference_id = ?1 ORDER BY at, id",
+        )?
+        .query_map(params![id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get::<_, Stored>(4)?.0))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(conference_json(id, row, &participants, &devices))
+}
+
+/// A timestamp as sqlx-sqlite stores it: `%F %T%.f` (`2025-06-17 09:03:00`, a fraction only when non-zero).
+#[derive(Clone, Copy)]
+enum Stamp {
+    /// Whole seconds in years 0–9999 (every value the store writes), formatted without chrono's formatter.
+    Seconds([u8; 19]),
+    /// Anything else, formatted by chrono exactly as sqlx does (kept inline: never reached in practice).
+    Other(NaiveDateTime),
+}
+
+fn stamp(at: NaiveDateTime) -> Stamp {
+    if at.nanosecond() != 0 || !(0..=9999).contains(&at.year()) {
+        return Stamp::Other(at);
+    }
+    let mut text = *b"0000-00-00 00:00:00";
+    let mut put = |start: usize, width: usize, mut value: u32| {
+        for i in (start..start + width).rev() {
+            text[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, at.year() as u32);
+    put(5, 2, at.month());
+    put(8, 2, at.day());
+    put(11, 2, at.hour());
+    put(14, 2, at.minute());
+    put(17, 2, at.second());
+    Stamp::Seconds(text)
+}
+
+impl ToSql for Stamp {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Stamp::Seconds(text) => ToSqlOutput::Borrowed(ValueRef::Text(text)),
+            Stamp::Other(at) => ToSqlOutput::from(at.format("%F %T%.f").to_string()),
+        })
+    }
+}
+
+/// A stored timestamp read back (the forms sqlx writes: `%F %T%.f`, or `%FT%T%.f`).
+struct Stored(NaiveDateTime);
+
+impl FromSql for Stored {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let text = value.as_str()?;
+        if let Some(at) = whole_seconds(text.as_bytes()) {
+            return Ok(Stored(at));
+        }
+        NaiveDateTime::parse_from_str(text, "%F %T%.f")
+            .or_else(|_| NaiveDateTime::parse_from_str(text, "%FT%T%.f"))
+            .map(Stored)
+            .map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (what [`stamp`] writes) without chrono's format parser; None for anything else.
+fn whole_seconds(text: &[u8]) -> Option<NaiveDateTime> {
+    if text.len() != 19 || text[10] != b' ' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        text[range].iter().try_fold(0, |n, b| {
+            b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+        })
+    };
+    let separators = [(4, b'-'), (7, b'-'), (13, b':'), (16, b':')];
+    if separators.iter().any(|(i, c)| text[*i] != *c) {
+        return None;
+    }
+    chrono::NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)?
+        .and_hms_opt(number(11..13)?, number(14..16)?, number(17..19)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection as _;
+
+    use super::*;
+
+    fn text(at: NaiveDateTime) -> String {
+        match stamp(at).to_sql().unwrap() {
+            ToSqlOutput::Borrowed(ValueRef::Text(bytes)) => {
+                String::from_utf8(bytes.to_vec()).unwrap()
+            }
+            ToSqlOutput::Owned(rusqlite::types::Value::Text(text)) => text,
+            _ => panic!("a timestamp binds as text"),
+        }
+    }
+
+    #[test]
+    fn the_writer_connection_has_the_pool_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stats.db");
+        Connection::open(&path).unwrap();
+        let conn = connect(&path).unwrap();
+        let value = |name: &str| -> String {
+            conn.pragma_query_value(None, name, |row| {
+                row.get::<_, rusqlite::types::Value>(0)
+                    .map(|v| format!("{v:?}"))
+            })
+            .unwrap()
+        };
+        assert_eq!(value("journal_mode"), r#"Text("wal")"#);
+        assert_eq!(value("synchronous"), "Integer(2)");
+        assert_eq!(value("foreign_keys"), "Integer(1)");
+        assert_eq!(value("busy_timeout"), "Integer(10000)");
+        // No create: the store only opens a database the migrations made.
+        assert!(connect(&dir.path().join("missing.db")).is_err());
+    }
+
+    #[tokio::test]
+    async fn stamps_are_the_text_sqlx_writes_and_reads() {
+        // The read side (sqlx) must parse what this side writes, and rows from both must compare as text.
+        let mut sqlx = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let mut instants: Vec<NaiveDateTime> = [
+            0_i64,
+            1_750_150_980,
+            253_402_300_799,
+            -62_167_219_200,
+            951_782_400,
+        ]
+        .into_iter()
+        .map(naive)
+        .collect();
+        instants.push(naive(1_750_150_980) + chrono::Duration::milliseconds(250));
+        for at in instants {
+            let encoded: String = sqlx::query_scalar("SELECT ?1")
+                .bind(at)
+                .fetch_one(&mut sqlx)
+                .await
+                .unwrap();
+            assert_eq!(text(at), encoded, "{at}");
+            let decoded: NaiveDateTime = sqlx::query_scalar("SELECT ?1")
+                .bind(text(at))
+                .fetch_one(&mut sqlx)
+                .await
+                .unwrap();
+            assert_eq!(decoded, at);
+            let back = Stored::column_result(ValueRef::Text(encoded.as_bytes())).unwrap();
+            assert_eq!(back.0, at);
+        }
+        assert!(Stored::column_result(ValueRef::Text(b"yesterday")).is_err());
+        // The fast path refuses what chrono refuses, and leaves other forms to chrono.
+        assert!(Stored::column_result(ValueRef::Text(b"2025-02-30 10:00:00")).is_err());
+        assert!(Stored::column_result(ValueRef::Text(b"2025-06-17 24:00:00")).is_err());
+        assert!(Stored::column_result(ValueRef::Text(b"2025-06-17 1a:00:00")).is_err());
+        let iso = Stored::column_result(ValueRef::Text(b"2025-06-17T09:03:00")).unwrap();
+        assert_eq!(iso.0, naive(1_750_150_980));
+    }
+}
