@@ -45,7 +45,10 @@ pub async fn create_update_space(
     let host = host.to_ascii_lowercase();
     if let Some(other) = Space::find_by_host(&db, &host).await? {
         if other.domain != domain {
-            bail!("the host {host} already belongs to the space {}", other.domain);
+            bail!(
+                "the host {host} already belongs to the space {}",
+                other.domain
+            );
         }
     }
     let space = Space::create_or_update(&db, domain, &host, name, is_super)
@@ -104,7 +107,9 @@ pub async fn create_admin(
         .and_then(|c| Algorithm::parse(&c.default_password_algorithm))
         .unwrap_or(Algorithm::Sha256);
     let realm = realm_for_domain(&db, domain).await?;
-    account.set_password(&db, password, algorithm, &realm).await?;
+    account
+        .set_password(&db, password, algorithm, &realm)
+        .await?;
     let api_key = flexiapi_auth::api_key::create_stable_key(&db, account.id, api_key_ip).await?;
     println!(
         "{}",
@@ -136,6 +141,9 @@ mod tests {
             super::redact("postgres://u:secret@h:5/db"),
             "postgres://u:***@h:5/db"
         );
-        assert_eq!(super::redact("sqlite://./data/x.db"), "sqlite://./data/x.db");
+        assert_eq!(
+            super::redact("sqlite://./data/x.db"),
+            "sqlite://./data/x.db"
+        );
     }
 }

@@ -112,7 +112,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             domain,
             api_key_ip,
         }) => {
-            admin::create_admin(&config, &username, &password, &domain, api_key_ip.as_deref()).await
+            admin::create_admin(
+                &config,
+                &username,
+                &password,
+                &domain,
+                api_key_ip.as_deref(),
+            )
+            .await
         }
         Command::Ingest => serve::ingest_only(config).await,
         Command::Sink => serve::sink(config).await,

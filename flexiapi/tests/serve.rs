@@ -28,7 +28,11 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn cli(database_url: &str, args: &[&str]) -> serde_json::Value {
@@ -38,7 +42,11 @@ fn cli(database_url: &str, args: &[&str]) -> serde_json::Value {
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
@@ -46,7 +54,14 @@ fn rsa_key_pair(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
     let private = dir.join("jwt-private.pem");
     let public = dir.join("jwt-public.pem");
     let status = Command::new("openssl")
-        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
         .arg(&private)
         .stderr(Stdio::null())
         .status()
@@ -75,7 +90,11 @@ async fn start(database_url: &str, public_key: &std::path::Path, dir: tempfile::
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let server = Server { child, base, _dir: dir };
+    let server = Server {
+        child,
+        base,
+        _dir: dir,
+    };
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -121,13 +140,28 @@ async fn end_to_end(engine: Engine) {
     cli(&url, &["spaces", "create-update", DOMAIN, HOST, "Example"]);
     let admin = cli(
         &url,
-        &["accounts", "create-admin", "--username", "alice", "--password", "secret", "--domain", DOMAIN],
+        &[
+            "accounts",
+            "create-admin",
+            "--username",
+            "alice",
+            "--password",
+            "secret",
+            "--domain",
+            DOMAIN,
+        ],
     );
     let key = admin["api_key"].as_str().unwrap().to_owned();
     // Give alice an MD5 hash of the same password too: both DIGEST challenges are offered (decision D2).
-    let account = Account::find(&test_db.db, admin["id"].as_i64().unwrap()).await.unwrap().unwrap();
+    let account = Account::find(&test_db.db, admin["id"].as_i64().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let realm = realm_for_domain(&test_db.db, DOMAIN).await.unwrap();
-    account.set_password(&test_db.db, "secret", Algorithm::Md5, &realm).await.unwrap();
+    account
+        .set_password(&test_db.db, "secret", Algorithm::Md5, &realm)
+        .await
+        .unwrap();
     assert_eq!(account.passwords(&test_db.db).await.unwrap().len(), 2);
 
     let dir = tempfile::tempdir().unwrap();
@@ -147,7 +181,12 @@ async fn end_to_end(engine: Engine) {
     };
 
     // Ping and host resolution.
-    let pong = client.get(format!("{}/api/ping", server.base)).header("Host", HOST).send().await.unwrap();
+    let pong = client
+        .get(format!("{}/api/ping", server.base))
+        .header("Host", HOST)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(pong.text().await.unwrap(), "pong");
     let unknown = client
         .get(format!("{}/api/ping", server.base))
@@ -156,7 +195,11 @@ async fn end_to_end(engine: Engine) {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
-    assert!(unknown.text().await.unwrap().contains("Host not configured"));
+    assert!(unknown
+        .text()
+        .await
+        .unwrap()
+        .contains("Host not configured"));
 
     // API key: header, cookie, wrong key.
     let response = get(&[("x-api-key", key.clone())]).await.unwrap();
@@ -164,7 +207,9 @@ async fn end_to_end(engine: Engine) {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["username"], "alice");
     assert_eq!(body["sip_uri"], format!("sip:alice@{DOMAIN}"));
-    let response = get(&[("Cookie", format!("x-api-key={key}"))]).await.unwrap();
+    let response = get(&[("Cookie", format!("x-api-key={key}"))])
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let response = get(&[("x-api-key", "wrong".to_owned())]).await.unwrap();
     assert_eq!(response.status(), 401);
@@ -187,23 +232,43 @@ async fn end_to_end(engine: Engine) {
     assert!(lines.iter().any(|l| l.contains("algorithm=SHA-256")));
     let nonce = param(&lines[0], "nonce");
     let opaque = param(&lines[0], "opaque");
-    for (nc, algorithm) in [("00000001", Algorithm::Md5), ("00000002", Algorithm::Sha256)] {
+    for (nc, algorithm) in [
+        ("00000001", Algorithm::Md5),
+        ("00000002", Algorithm::Sha256),
+    ] {
         let ha1 = algorithm.ha1("alice", &realm, "secret");
-        let response = digest_response(algorithm, &ha1, &nonce, nc, "0a4f113b", "GET", "/api/accounts/me");
+        let response = digest_response(
+            algorithm,
+            &ha1,
+            &nonce,
+            nc,
+            "0a4f113b",
+            "GET",
+            "/api/accounts/me",
+        );
         let authorization = format!(
             "Digest username=\"alice\",realm=\"{realm}\",nonce=\"{nonce}\",nc={nc},cnonce=\"0a4f113b\",uri=\"/api/accounts/me\",qop=auth,response=\"{response}\",opaque=\"{opaque}\",algorithm={}",
             algorithm.as_str()
         );
-        let answer = get(&[from.clone(), ("Authorization", authorization.clone())]).await.unwrap();
+        let answer = get(&[from.clone(), ("Authorization", authorization.clone())])
+            .await
+            .unwrap();
         assert_eq!(answer.status(), 200, "{}", algorithm.as_str());
-        assert_eq!(answer.headers().get_all("www-authenticate").iter().count(), 2);
+        assert_eq!(
+            answer.headers().get_all("www-authenticate").iter().count(),
+            2
+        );
         if nc == "00000002" {
-            let replay = get(&[from.clone(), ("Authorization", authorization)]).await.unwrap();
+            let replay = get(&[from.clone(), ("Authorization", authorization)])
+                .await
+                .unwrap();
             assert_eq!(replay.status(), 401);
             assert!(replay.text().await.unwrap().contains("Nonce replayed"));
         }
     }
-    let wrong_from = get(&[("From", format!("sip:nobody@{DOMAIN}"))]).await.unwrap();
+    let wrong_from = get(&[("From", format!("sip:nobody@{DOMAIN}"))])
+        .await
+        .unwrap();
     assert_eq!(wrong_from.status(), 404);
 
     // JWT bearer (RS256, global public key).
@@ -216,19 +281,29 @@ async fn end_to_end(engine: Engine) {
         )
         .unwrap()
     };
-    let token = sign(serde_json::json!({"sip_identity": format!("sip:alice@{DOMAIN}"), "exp": now + 300}));
-    let response = get(&[("Authorization", format!("Bearer {token}"))]).await.unwrap();
+    let token =
+        sign(serde_json::json!({"sip_identity": format!("sip:alice@{DOMAIN}"), "exp": now + 300}));
+    let response = get(&[("Authorization", format!("Bearer {token}"))])
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
-    let expired = sign(serde_json::json!({"sip_identity": format!("sip:alice@{DOMAIN}"), "exp": now - 300}));
-    let response = get(&[("Authorization", format!("Bearer {expired}"))]).await.unwrap();
+    let expired =
+        sign(serde_json::json!({"sip_identity": format!("sip:alice@{DOMAIN}"), "exp": now - 300}));
+    let response = get(&[("Authorization", format!("Bearer {expired}"))])
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
-    let stranger = sign(serde_json::json!({"sip_identity": format!("sip:bob@{DOMAIN}"), "exp": now + 300}));
-    let response = get(&[("Authorization", format!("Bearer {stranger}"))]).await.unwrap();
+    let stranger =
+        sign(serde_json::json!({"sip_identity": format!("sip:bob@{DOMAIN}"), "exp": now + 300}));
+    let response = get(&[("Authorization", format!("Bearer {stranger}"))])
+        .await
+        .unwrap();
     assert_eq!(response.status(), 403);
 
     // Blocked accounts are refused once the credential cache (300 ms here) has expired.
     with_db!(&test_db.db, pool => sqlx::query("UPDATE accounts SET blocked = TRUE WHERE id = $1")
-        .bind(account.id).execute(pool).await.map(|_| ())).unwrap();
+        .bind(account.id).execute(pool).await.map(|_| ()))
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
     let response = get(&[("x-api-key", key.clone())]).await.unwrap();
     assert_eq!(response.status(), 403);
