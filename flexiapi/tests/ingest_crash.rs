@@ -3,51 +3,19 @@
 //! (2xx) is in the database — on SQLite and on PostgreSQL.
 
 use std::collections::HashSet;
-use std::net::TcpListener;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flexiapi_core::testing::{Engine, TestDb, ENGINES};
 use flexiapi_core::with_db;
 
+mod common;
+
+use common::{cli, free_port, Server};
+
 const HOST: &str = "flexiapi.example.org";
 const DOMAIN: &str = "sip.example.org";
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn cli(database_url: &str, args: &[&str]) -> serde_json::Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_flexiapi"))
-        .args(args)
-        .env("FLEXIAPI_DATABASE_URL", database_url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
-}
 
 async fn start(database_url: &str) -> Server {
     let port = free_port();
@@ -61,6 +29,7 @@ async fn start(database_url: &str) -> Server {
     let server = Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
+        _keep: None,
     };
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -2,8 +2,7 @@
 //! credential kind (API key header and cookie, DIGEST MD5 and SHA-256, JWT), and the failures upstream answers
 //! with 401/403/404 — on SQLite and on PostgreSQL.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flexiapi_core::model::space::realm_for_domain;
@@ -11,44 +10,12 @@ use flexiapi_core::model::{Account, Algorithm};
 use flexiapi_core::testing::{Engine, TestDb, ENGINES};
 use flexiapi_core::with_db;
 
+mod common;
+
+use common::{cli, free_port, Server};
+
 const HOST: &str = "flexiapi.example.org";
 const DOMAIN: &str = "sip.example.org";
-
-struct Server {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn cli(database_url: &str, args: &[&str]) -> serde_json::Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_flexiapi"))
-        .args(args)
-        .env("FLEXIAPI_DATABASE_URL", database_url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
 
 fn rsa_key_pair(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
     let private = dir.join("jwt-private.pem");
@@ -93,7 +60,7 @@ async fn start(database_url: &str, public_key: &std::path::Path, dir: tempfile::
     let server = Server {
         child,
         base,
-        _dir: dir,
+        _keep: Some(dir),
     };
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
