@@ -192,7 +192,7 @@ pub async fn add(
     let contact = access::space_account(db, &ctx.space, access::parse_id(&contact_id)?).await?;
     let now = flexiapi_core::time::now();
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = flexiapi_core::db::begin_write(pool).await?;
         sqlx::query("DELETE FROM contacts WHERE account_id = $1 AND contact_id = $2")
             .bind(account.id).bind(contact.id).execute(&mut *tx).await?;
         sqlx::query("INSERT INTO contacts (account_id, contact_id, created_at, updated_at) VALUES ($1, $2, $3, $3)")

@@ -172,7 +172,7 @@ pub async fn add_contact(
     let contact = access::space_account(db, &ctx.space, access::parse_id(&contact_id)?).await?;
     let now = flexiapi_core::time::now();
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = flexiapi_core::db::begin_write(pool).await?;
         sqlx::query("DELETE FROM contacts_list_contact WHERE contacts_list_id = $1 AND contact_id = $2")
             .bind(list.id).bind(contact.id).execute(&mut *tx).await?;
         sqlx::query(

@@ -80,7 +80,7 @@ pub async fn store(
     let value = input.text("value").unwrap_or_default();
     let now = flexiapi_core::time::now();
     with_db!(&state.db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = flexiapi_core::db::begin_write(pool).await?;
         sqlx::query("DELETE FROM account_dictionary_entries WHERE account_id = $1 AND key = $2")
             .bind(account.id).bind(&key).execute(&mut *tx).await?;
         sqlx::query(

@@ -499,7 +499,7 @@ pub async fn by_token(
     }
     let now = flexiapi_core::time::now();
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = flexiapi_core::db::begin_write(pool).await?;
         sqlx::query("UPDATE accounts SET activated = TRUE, updated_at = $2 WHERE id = $1")
             .bind(row.account_id).bind(now).execute(&mut *tx).await?;
         sqlx::query("UPDATE provisioning_tokens SET used = TRUE, updated_at = $2 WHERE id = $1")

@@ -285,7 +285,7 @@ pub async fn store(State(state): State<AppState>, ctx: Ctx, input: Input) -> Api
     let now = flexiapi_core::time::now();
     let integer = |key: &str| input.get(key).and_then(as_integer).unwrap_or(0);
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = flexiapi_core::db::begin_write(pool).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO spaces (domain, host, name, max_account, max_accounts, expire_at, theme_hue, \
              created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id")
@@ -382,7 +382,7 @@ pub async fn update(
 
     let now = flexiapi_core::time::now();
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = flexiapi_core::db::begin_write(pool).await?;
         sqlx::query(
             "UPDATE spaces SET name = $1, host = $2, max_account = $3, max_accounts = $4, expire_at = $5, \
              theme_hue = $6, updated_at = $7 WHERE id = $8")

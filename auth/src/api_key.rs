@@ -34,7 +34,7 @@ pub async fn generate_user_key(db: &Db, account_id: i64, ip: &str) -> Result<Str
     let key = random_key();
     let now = time::now();
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = flexiapi_core::db::begin_write(pool).await?;
         sqlx::query("DELETE FROM api_keys WHERE account_id = $1 AND expires_after_last_used_minutes IS NULL")
             .bind(account_id).execute(&mut *tx).await?;
         sqlx::query(

@@ -85,7 +85,30 @@ impl Db {
     }
 }
 
-/// True when the error is a unique-constraint violation (duplicate id, taken username…).
+/// How each engine opens a transaction that will write.
+pub trait WriteTransaction: sqlx::Database {
+    /// The opening statement.
+    const BEGIN: &'static str;
+}
+
+impl WriteTransaction for sqlx::Sqlite {
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+}
+
+impl WriteTransaction for sqlx::Postgres {
+    const BEGIN: &'static str = "BEGIN";
+}
+
+/// Opens a transaction that will write. On SQLite it takes the write lock up front: a deferred transaction
+/// that reads, then writes after another connection committed, fails at once with SQLITE_BUSY instead of
+/// waiting out the busy timeout.
+pub async fn begin_write<DB: WriteTransaction>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<sqlx::Transaction<'static, DB>, sqlx::Error> {
+    pool.begin_with(DB::BEGIN).await
+}
+
+/// True when `error` is a unique-constraint violation.
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     error
         .as_database_error()

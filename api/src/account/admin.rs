@@ -165,7 +165,7 @@ pub async fn update(
     };
     let now = flexiapi_core::time::now();
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = flexiapi_core::db::begin_write(pool).await?;
         sqlx::query(
             "UPDATE accounts SET username = $1, domain = $2, email = $3, display_name = $4, dtmf_protocol = $5, \
              phone = $6, user_agent = $7, activated = COALESCE($8, activated), blocked = COALESCE($9, blocked), \

@@ -280,7 +280,7 @@ async fn confirm(
         kind.column()
     );
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = flexiapi_core::db::begin_write(pool).await?;
         sqlx::query(&consume).bind(now).bind(id).execute(&mut *tx).await?;
         sqlx::query(&apply).bind(&value).bind(now).bind(account.id).execute(&mut *tx).await?;
         tx.commit().await

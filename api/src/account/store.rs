@@ -37,7 +37,7 @@ pub async fn create(db: &Db, new: NewAccount) -> Result<Account, sqlx::Error> {
     let realm = realm_for_domain(db, &new.domain).await?;
     let now = flexiapi_core::time::now();
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = flexiapi_core::db::begin_write(pool).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO accounts (username, domain, email, display_name, dtmf_protocol, phone, activated, admin, \
              blocked, ip_address, user_agent, created_at, updated_at) \
@@ -94,7 +94,7 @@ pub async fn new_provisioning_token(
 pub async fn delete_with_tombstone(db: &Db, account: &Account) -> Result<(), sqlx::Error> {
     let now = flexiapi_core::time::now();
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = flexiapi_core::db::begin_write(pool).await?;
         sqlx::query(
             "INSERT INTO accounts_tombstones (username, domain, created_at, updated_at) \
              SELECT $1, $2, $3, $3 WHERE NOT EXISTS \

@@ -152,7 +152,7 @@ impl Account {
             .map(|row| row.id)
             .collect();
         with_db!(db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::db::begin_write(pool).await?;
             for row in &existing {
                 if !keep.contains(&row.id) {
                     sqlx::query("DELETE FROM passwords WHERE id = $1")

@@ -102,7 +102,7 @@ impl Space {
     ) -> Result<Space, sqlx::Error> {
         let now = crate::time::now();
         with_db!(db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::db::begin_write(pool).await?;
             let updated = sqlx::query(
                 "UPDATE spaces SET host = $2, name = $3, super = $4, updated_at = $5 WHERE domain = $1")
                 .bind(domain).bind(host).bind(name).bind(is_super).bind(now)
