@@ -131,7 +131,8 @@ pip_install() {
 }
 
 install_all() {
-  local packages=(curl ca-certificates)
+  # curl (HTTP/2 client of the transport test), openssl (test keys), procps (kill): used by the tests themselves.
+  local packages=(curl ca-certificates openssl procps)
   [ -x "$PG_BIN/initdb" ] || packages+=(postgresql)
   command -v redis-server >/dev/null && command -v redis-cli >/dev/null || packages+=(redis-server)
   [ -x /usr/bin/clickhouse-server ] || [ -x /usr/sbin/clickhouse-server ] || packages+=(clickhouse-server)
