@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use axum::Router;
-use http::StatusCode;
 
 use flexiapi_auth::Authenticator;
 use flexiapi_core::http::HttpError;
@@ -60,11 +59,7 @@ pub async fn me(db: &Db, caller: &Authenticated) -> ApiResult<Account> {
 pub async fn space_account(db: &Db, space: &Space, id: i64) -> ApiResult<Account> {
     match Account::find(db, id).await? {
         Some(account) if account.domain == space.domain => Ok(account),
-        _ => Err(HttpError::message(
-            StatusCode::NOT_FOUND,
-            format!("No query results for model [App\\Account] {id}"),
-        )
-        .into()),
+        _ => Err(HttpError::model_not_found("Account", id).into()),
     }
 }
 
@@ -78,13 +73,9 @@ pub async fn scoped_account(
     if !caller.is_super_admin {
         return space_account(db, space, id).await;
     }
-    Account::find(db, id).await?.ok_or_else(|| {
-        HttpError::message(
-            StatusCode::NOT_FOUND,
-            format!("No query results for model [App\\Account] {id}"),
-        )
-        .into()
-    })
+    Account::find(db, id)
+        .await?
+        .ok_or_else(|| HttpError::model_not_found("Account", id).into())
 }
 
 /// Drops the authenticator's cached view of an account (after it changed or was deleted).

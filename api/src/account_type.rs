@@ -12,7 +12,6 @@ use flexiapi_core::http::{text_response, HttpError};
 use flexiapi_core::{with_db, Db};
 
 use crate::access;
-use crate::contacts::bare_not_found;
 use crate::context::Ctx;
 use crate::error::ApiResult;
 use crate::input::Input;
@@ -33,10 +32,7 @@ async fn key_taken(db: &Db, key: Option<String>, ignore: i64) -> Result<bool, sq
 }
 
 fn not_found(id: impl std::fmt::Display) -> HttpError {
-    HttpError::message(
-        StatusCode::NOT_FOUND,
-        format!("No query results for model [App\\AccountType] {id}"),
-    )
+    HttpError::model_not_found("AccountType", id)
 }
 
 fn parse(id: &str) -> ApiResult<i64> {
@@ -136,7 +132,9 @@ pub async fn detach(
 ) -> ApiResult<Response> {
     let db = &state.db;
     let account = access::space_account(db, &ctx.space, access::parse_id(&id)?).await?;
-    let type_id = type_id.parse::<i64>().map_err(|_| bare_not_found())?;
+    let type_id = type_id
+        .parse::<i64>()
+        .map_err(|_| HttpError::bare_not_found())?;
     let removed = with_db!(db, pool => sqlx::query(
         "DELETE FROM account_account_type WHERE account_id = $1 AND account_type_id = $2")
         .bind(account.id).bind(type_id).execute(pool).await.map(|r| r.rows_affected()))?;

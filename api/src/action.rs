@@ -31,10 +31,7 @@ async fn account(state: &AppState, ctx: &Ctx, id: &str) -> ApiResult<Account> {
 }
 
 fn not_found(id: &str) -> HttpError {
-    HttpError::message(
-        StatusCode::NOT_FOUND,
-        format!("No query results for model [App\\AccountAction] {id}"),
-    )
+    HttpError::model_not_found("AccountAction", id)
 }
 
 /// `key` and `code` rules; `required` on both (PUT too: upstream answers 500 when one is missing).

@@ -46,11 +46,6 @@ pub async fn find_in_set(
         .fetch_optional(pool).await)
 }
 
-/// Upstream's bare `abort(404)`.
-pub fn bare_not_found() -> HttpError {
-    HttpError::message(StatusCode::NOT_FOUND, "")
-}
-
 /// The vCard 4.0 of a contact, lines separated by `\n`, no trailing newline.
 pub async fn vcard4(db: &Db, contact: &Account) -> Result<String, sqlx::Error> {
     let types: Vec<String> = with_db!(db, pool => sqlx::query_scalar(
@@ -210,12 +205,14 @@ pub async fn remove(
 ) -> ApiResult<Response> {
     let db = &state.db;
     let account = access::space_account(db, &ctx.space, access::parse_id(&id)?).await?;
-    let contact_id = contact_id.parse::<i64>().map_err(|_| bare_not_found())?;
+    let contact_id = contact_id
+        .parse::<i64>()
+        .map_err(|_| HttpError::bare_not_found())?;
     let removed = with_db!(db, pool => sqlx::query(
         "DELETE FROM contacts WHERE account_id = $1 AND contact_id = $2")
         .bind(account.id).bind(contact_id).execute(pool).await.map(|r| r.rows_affected()))?;
     if removed == 0 {
-        return Err(bare_not_found().into());
+        return Err(HttpError::bare_not_found().into());
     }
     Ok(text_response(StatusCode::OK, removed.to_string()))
 }

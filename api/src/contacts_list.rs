@@ -19,7 +19,6 @@ use flexiapi_core::time::laravel_json;
 use flexiapi_core::{with_db, Db};
 
 use crate::access;
-use crate::contacts::bare_not_found;
 use crate::context::Ctx;
 use crate::error::ApiResult;
 use crate::input::Input;
@@ -56,10 +55,7 @@ const SELECT: &str = "SELECT l.id, l.title, l.description, l.created_at, l.updat
      FROM contacts_lists l";
 
 fn not_found(id: &str) -> HttpError {
-    HttpError::message(
-        StatusCode::NOT_FOUND,
-        format!("No query results for model [App\\ContactsList] {id}"),
-    )
+    HttpError::model_not_found("ContactsList", id)
 }
 
 async fn find(db: &Db, space: &Space, id: &str) -> ApiResult<ListRow> {
@@ -191,12 +187,14 @@ pub async fn remove_contact(
 ) -> ApiResult<Response> {
     let db = &state.db;
     let list = find(db, &ctx.space, &list_id).await?;
-    let contact_id = contact_id.parse::<i64>().map_err(|_| bare_not_found())?;
+    let contact_id = contact_id
+        .parse::<i64>()
+        .map_err(|_| HttpError::bare_not_found())?;
     let removed = with_db!(db, pool => sqlx::query(
         "DELETE FROM contacts_list_contact WHERE contacts_list_id = $1 AND contact_id = $2")
         .bind(list.id).bind(contact_id).execute(pool).await.map(|r| r.rows_affected()))?;
     if removed == 0 {
-        return Err(bare_not_found().into());
+        return Err(HttpError::bare_not_found().into());
     }
     Ok(text_response(StatusCode::OK, removed.to_string()))
 }

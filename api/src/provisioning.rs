@@ -125,31 +125,26 @@ impl Document {
 
 /// Text node escaping: quotes stay as they are (clients read `"Name" <sip:…>` verbatim).
 fn text(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\r' => out.push_str("&#13;"),
-            c => out.push(c),
-        }
-    }
-    out
+    escape(value, false)
 }
 
 /// Attribute escaping (double quotes delimit attributes here).
 fn attribute(value: &str) -> String {
+    escape(value, true)
+}
+
+/// XML escaping; in attributes also `"` and the whitespace an attribute would otherwise normalise away.
+fn escape(value: &str, in_attribute: bool) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\n' => out.push_str("&#10;"),
             '\r' => out.push_str("&#13;"),
-            '\t' => out.push_str("&#9;"),
+            '"' if in_attribute => out.push_str("&quot;"),
+            '\n' if in_attribute => out.push_str("&#10;"),
+            '\t' if in_attribute => out.push_str("&#9;"),
             c => out.push(c),
         }
     }
@@ -434,10 +429,6 @@ pub async fn me(
     ))
 }
 
-fn bare_not_found() -> HttpError {
-    HttpError::message(StatusCode::NOT_FOUND, "")
-}
-
 /// `GET /provisioning/auth_token/{auth_token}`: a live auth token attached to an account, used once.
 pub async fn by_auth_token(
     State(state): State<AppState>,
@@ -450,12 +441,12 @@ pub async fn by_auth_token(
     let row: Option<(i64, Option<i64>)> = with_db!(db, pool => sqlx::query_as(
         "SELECT id, account_id FROM auth_tokens WHERE token = $1 AND created_at > $2")
         .bind(&auth_token).bind(since).fetch_optional(pool).await)?;
-    let (token_id, Some(account_id)) = row.ok_or_else(bare_not_found)? else {
-        return Err(bare_not_found().into());
+    let (token_id, Some(account_id)) = row.ok_or_else(HttpError::bare_not_found)? else {
+        return Err(HttpError::bare_not_found().into());
     };
     let account = Account::find(db, account_id)
         .await?
-        .ok_or_else(bare_not_found)?;
+        .ok_or_else(HttpError::bare_not_found)?;
     with_db!(db, pool => sqlx::query("DELETE FROM auth_tokens WHERE id = $1")
         .bind(token_id).execute(pool).await.map(|_| ()))?;
     let reset = query.reset_password.is_some();

@@ -451,12 +451,7 @@ async fn visible_account(
     caller: &Authenticated,
     raw: &str,
 ) -> Result<Account, HttpError> {
-    let missing = || {
-        HttpError::message(
-            StatusCode::NOT_FOUND,
-            format!("No query results for model [App\\Account] {raw}"),
-        )
-    };
+    let missing = || HttpError::model_not_found("Account", raw);
     let id: i64 = raw.parse().map_err(|_| missing())?;
     let account = Account::find(&state.db, id).await?.ok_or_else(missing)?;
     if !caller.is_super_admin {

@@ -89,6 +89,20 @@ impl HttpError {
         )
     }
 
+    /// Laravel's 404 for a route-bound model lookup that failed:
+    /// `{"message":"No query results for model [App\\<model>] <id>"}`.
+    pub fn model_not_found(model: &str, id: impl std::fmt::Display) -> Self {
+        Self::message(
+            StatusCode::NOT_FOUND,
+            format!("No query results for model [App\\{model}] {id}"),
+        )
+    }
+
+    /// Upstream's bare `abort(404)`: `{"message":""}`.
+    pub fn bare_not_found() -> Self {
+        Self::message(StatusCode::NOT_FOUND, "")
+    }
+
     /// 403 `{"message":"Unauthorized area"}`.
     pub fn unauthorized_area() -> Self {
         Self::message(StatusCode::FORBIDDEN, "Unauthorized area")
