@@ -175,10 +175,7 @@ async fn prepare_on(binary: &std::path::Path, db: &TestDb) -> anyhow::Result<Str
 
 /// The ceiling under the statistics mix.
 async fn ingest_ceiling(common: &Common) -> anyhow::Result<Report> {
-    let ceiling = ceiling_rate(common, |i| {
-        Box::new(mix::Mix::new(0, i, HOST, "k", DOMAIN, false))
-    })
-    .await?;
+    let ceiling = ceiling_rate(common, mix::scripts(0, HOST, "k", DOMAIN, false)).await?;
     println!(
         "ceiling (hyper + serde_json, core {SERVER_CORE}): {}",
         ceiling.line()
@@ -251,15 +248,7 @@ async fn ingest(common: Common, engines: Vec<EngineArg>) -> anyhow::Result<()> {
         "== statistics ingest: call + message lifecycles, {} keep-alive connections, HTTP/1.1",
         common.connections
     );
-    let ceiling = ceiling_rate(&common, |i| {
-        Box::new(mix::Mix::new(0, i, HOST, "k", DOMAIN, false))
-    })
-    .await?;
-    println!(
-        "ceiling (hyper + serde_json, core {SERVER_CORE}): {}",
-        ceiling.line()
-    );
-    print_errors(&ceiling);
+    let ceiling = ingest_ceiling(&common).await?;
 
     for (run, engine) in engines.into_iter().enumerate() {
         let (engine, name) = match engine {
@@ -269,27 +258,17 @@ async fn ingest(common: Common, engines: Vec<EngineArg>) -> anyhow::Result<()> {
         let (db, key) = prepare(&binary, engine).await?;
         let server = start_flexiapi(&binary, &db)?;
         let base = 10 * run as u32;
-        let mut acked = std::collections::BTreeMap::<&str, u64>::new();
-        let mut add = |report: &Report| {
-            for (name, n) in &report.tally {
-                *acked.entry(name).or_default() += n;
-            }
-        };
-        let mix = |tag: u32, key: &str| {
-            let key = key.to_owned();
-            move |i| {
-                Box::new(mix::Mix::new(base + tag, i, HOST, &key, DOMAIN, true)) as Box<dyn Script>
-            }
-        };
+        let mut acked = mix::Acked::default();
+        let mix = |tag: u32, key: &str| mix::scripts(base + tag, HOST, key, DOMAIN, true);
         let warm = load::run(server.addr, plan(&common, 2, None), mix(1, &key)).await;
-        add(&warm);
+        acked.add(&warm);
         let max = load::run(
             server.addr,
             plan(&common, common.seconds, None),
             mix(2, &key),
         )
         .await;
-        add(&max);
+        acked.add(&max);
         println!("flexiapi serve, {name}, max rate:  {}", max.line());
         print_errors(&max);
         println!("  ratio to ceiling: {:.2}", max.rate() / ceiling.rate());
@@ -299,23 +278,20 @@ async fn ingest(common: Common, engines: Vec<EngineArg>) -> anyhow::Result<()> {
             mix(3, &key),
         )
         .await;
-        add(&half);
+        acked.add(&half);
         println!("flexiapi serve, {name}, half rate: {}", half.line());
         print_errors(&half);
         println!("  peak RSS: {:.1} MiB", server.peak_rss_mib()?);
         server.stop()?;
-        let (mut total_acked, mut total_stored, mut lost) = (0, 0, 0);
+        let mut stored = Vec::new();
         for (counter, sql) in STORED {
-            let a = acked.get(counter).copied().unwrap_or(0);
-            let s = count(&db, sql).await?;
-            total_acked += a;
-            total_stored += s;
-            lost += a.saturating_sub(s);
-            if a != s {
-                println!("  ! {counter}: acknowledged {a}, stored {s}");
-            }
+            stored.push((counter, count(&db, sql).await?));
         }
-        println!("  events acknowledged {total_acked}, stored {total_stored}, lost {lost}");
+        let check = acked.check(&stored, "stored");
+        println!(
+            "  events acknowledged {}, stored {}, lost {}",
+            check.acknowledged, check.stored, check.lost
+        );
     }
     Ok(())
 }

@@ -205,3 +205,71 @@ impl Script for Mix {
         self.tally.clone()
     }
 }
+
+/// The scripts of one run, connection `i` getting its own ids.
+pub fn scripts(
+    run: u32,
+    host: &str,
+    key: &str,
+    domain: &str,
+    raw_paths: bool,
+) -> impl Fn(usize) -> Box<dyn Script> {
+    let (host, key, domain) = (host.to_owned(), key.to_owned(), domain.to_owned());
+    move |i| Box::new(Mix::new(run, i, &host, &key, &domain, raw_paths))
+}
+
+/// What the mix got acknowledged, summed over runs, to hold against what was stored.
+#[derive(Default)]
+pub struct Acked(BTreeMap<&'static str, u64>);
+
+/// Acknowledged against stored, over every counter.
+pub struct Check {
+    /// Events acknowledged.
+    pub acknowledged: u64,
+    /// Events found.
+    pub stored: u64,
+    /// Acknowledged but not found.
+    pub lost: u64,
+    /// Found more often than acknowledged.
+    pub doubled: u64,
+}
+
+impl Acked {
+    /// Adds a run's counters.
+    pub fn add(&mut self, report: &crate::load::Report) {
+        for (name, n) in &report.tally {
+            *self.0.entry(name).or_default() += n;
+        }
+    }
+
+    /// Adds `n` events to `counter` (acknowledged outside the runs).
+    pub fn bump(&mut self, counter: &'static str, n: u64) {
+        *self.0.entry(counter).or_default() += n;
+    }
+
+    /// Every acknowledged event.
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+
+    /// Holds `stored` (counter, count) against the acknowledged counts, printing each difference.
+    pub fn check(&self, stored: &[(&str, u64)], place: &str) -> Check {
+        let mut check = Check {
+            acknowledged: 0,
+            stored: 0,
+            lost: 0,
+            doubled: 0,
+        };
+        for &(counter, s) in stored {
+            let a = self.0.get(counter).copied().unwrap_or(0);
+            check.acknowledged += a;
+            check.stored += s;
+            check.lost += a.saturating_sub(s);
+            check.doubled += s.saturating_sub(a);
+            if a != s {
+                println!("  ! {counter}: acknowledged {a}, {place} {s}");
+            }
+        }
+        check
+    }
+}

@@ -2,7 +2,6 @@
 //! Measures the ingest rate and its ratio to the ceiling, the sink's rows/s on a backlog, the lag from an
 //! acknowledgement to the row being queryable, and checks every acknowledged event is there exactly once.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -248,27 +247,17 @@ pub async fn run(common: &Common, ceiling: &Report, tansu: Option<&Path>) -> any
 
     println!("== scale mode: flexiapi ingest → Kafka (Tansu) → flexiapi sink → ClickHouse");
     let ingest = start(&binary, "ingest", &settings)?;
-    let mut acked = BTreeMap::<&str, u64>::new();
-    let mut add = |report: &Report| {
-        for (name, n) in &report.tally {
-            *acked.entry(name).or_default() += n;
-        }
-    };
-    let mix = |tag: u32, key: &str| {
-        let key = key.to_owned();
-        move |i| {
-            Box::new(mix::Mix::new(100 + tag, i, HOST, &key, DOMAIN, true)) as Box<dyn load::Script>
-        }
-    };
+    let mut acked = mix::Acked::default();
+    let mix = |tag: u32, key: &str| mix::scripts(100 + tag, HOST, key, DOMAIN, true);
     let warm = load::run(ingest.addr, crate::plan(common, 2, None), mix(1, &key)).await;
-    add(&warm);
+    acked.add(&warm);
     let max = load::run(
         ingest.addr,
         crate::plan(common, common.seconds, None),
         mix(2, &key),
     )
     .await;
-    add(&max);
+    acked.add(&max);
     println!("flexiapi ingest, max rate:  {}", max.line());
     print_errors(&max);
     println!("  ratio to ceiling: {:.2}", max.rate() / ceiling.rate());
@@ -319,7 +308,7 @@ pub async fn run(common: &Common, ceiling: &Report, tansu: Option<&Path>) -> any
         ),
         probe_lag(ingest.addr, key.clone(), &clickhouse, &database, until)
     );
-    add(&half);
+    acked.add(&half);
     let lag = lag?;
     println!("flexiapi ingest, half rate: {}", half.line());
     print_errors(&half);
@@ -337,26 +326,23 @@ pub async fn run(common: &Common, ceiling: &Report, tansu: Option<&Path>) -> any
     );
 
     // Everything acknowledged, exactly once (the probes are calls too).
-    *acked.entry("calls").or_default() += lag.len();
-    let total: u64 = acked.values().sum();
+    acked.bump("calls", lag.len());
+    let total = acked.total();
     let deadline = Instant::now() + Duration::from_secs(120);
     while ch.number(ALL_ROWS).await? < total && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     ingest.stop()?;
     sink.stop()?;
-    let (mut stored_total, mut lost, mut doubled) = (0, 0, 0);
+    let mut stored = Vec::new();
     for (counter, sql) in STORED {
-        let a = acked.get(counter).copied().unwrap_or(0);
-        let s = ch.number(sql).await?;
-        stored_total += s;
-        lost += a.saturating_sub(s);
-        doubled += s.saturating_sub(a);
-        if a != s {
-            println!("  ! {counter}: acknowledged {a}, in ClickHouse {s}");
-        }
+        stored.push((counter, ch.number(sql).await?));
     }
-    println!("  events acknowledged {total}, in ClickHouse {stored_total} (deduplicated): lost {lost}, doubled {doubled}");
+    let check = acked.check(&stored, "in ClickHouse");
+    println!(
+        "  events acknowledged {}, in ClickHouse {} (deduplicated): lost {}, doubled {}",
+        check.acknowledged, check.stored, check.lost, check.doubled
+    );
     ch.query(&format!("DROP DATABASE {database}")).await?;
     Ok(())
 }
