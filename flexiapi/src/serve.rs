@@ -18,16 +18,42 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::{admin, telemetry};
 
+/// What every HTTP front needs: metrics, the (migrated) account database, the authenticator, the Spaces.
+struct Front {
+    metrics: PrometheusHandle,
+    db: flexiapi_core::Db,
+    auth: Arc<Authenticator>,
+    spaces: Arc<SpaceDirectory>,
+}
+
+impl Front {
+    async fn open(config: &Config) -> anyhow::Result<Front> {
+        let metrics = telemetry::install_metrics()?;
+        let db = admin::open(config).await?;
+        let auth =
+            Arc::new(Authenticator::new(db.clone(), config).context("authentication setup")?);
+        let spaces = Arc::new(SpaceDirectory::new(
+            db.clone(),
+            config.ingest.auth_cache_ttl,
+            config.root_host.clone(),
+        ));
+        Ok(Front {
+            metrics,
+            db,
+            auth,
+            spaces,
+        })
+    }
+}
+
 /// `flexiapi serve`: account API + statistics ingest on one listener.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let metrics = telemetry::install_metrics()?;
-    let db = admin::open(&config).await?;
-    let auth = Arc::new(Authenticator::new(db.clone(), &config).context("authentication setup")?);
-    let spaces = Arc::new(SpaceDirectory::new(
-        db.clone(),
-        config.ingest.auth_cache_ttl,
-        config.root_host.clone(),
-    ));
+    let Front {
+        metrics,
+        db,
+        auth,
+        spaces,
+    } = Front::open(&config).await?;
     let ingest = Ingest::start(db.clone(), &config, auth.clone())
         .await
         .context("statistics ingest setup")?;
@@ -48,15 +74,13 @@ pub async fn ingest_only(config: Config) -> anyhow::Result<()> {
             "flexiapi ingest needs FLEXIAPI_KAFKA_BROKERS (use `flexiapi serve` for the embedded store)"
         );
     }
-    let metrics = telemetry::install_metrics()?;
     // The account database still authenticates the Flexisip servers (admin API keys) and resolves Spaces.
-    let db = admin::open(&config).await?;
-    let auth = Arc::new(Authenticator::new(db.clone(), &config).context("authentication setup")?);
-    let spaces = Arc::new(SpaceDirectory::new(
-        db.clone(),
-        config.ingest.auth_cache_ttl,
-        config.root_host.clone(),
-    ));
+    let Front {
+        metrics,
+        db,
+        auth,
+        spaces,
+    } = Front::open(&config).await?;
     let ingest = Ingest::start(db.clone(), &config, auth)
         .await
         .context("statistics ingest setup")?;
