@@ -224,6 +224,10 @@ impl Api {
             .merge(access::admin(admin, auth))
             .merge(access::super_admin(super_admin, auth))
             .merge(resources::routes(&self.state.config, auth))
+            .layer(axum::middleware::from_fn_with_state(
+                self.state.clone(),
+                account::cache::track_writes,
+            ))
             .layer(axum::middleware::from_fn(input::json_body))
             .with_state(self.state.clone())
     }

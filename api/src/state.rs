@@ -6,6 +6,8 @@ use flexiapi_auth::Authenticator;
 use flexiapi_core::http::SpaceDirectory;
 use flexiapi_core::{Config, Db};
 
+use crate::account::cache::MeCache;
+
 /// Shared state of the API router (cheap to clone: pools and `Arc`s).
 #[derive(Clone)]
 pub struct AppState {
@@ -19,6 +21,8 @@ pub struct AppState {
     pub spaces: Arc<SpaceDirectory>,
     /// HTTP client for the SMS provider.
     pub http: reqwest::Client,
+    /// Rendered `GET /api/accounts/me` bodies.
+    pub me_cache: Arc<MeCache>,
 }
 
 impl AppState {
@@ -33,12 +37,14 @@ impl AppState {
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .unwrap_or_default();
+        let me_cache = Arc::new(MeCache::new(config.ingest.auth_cache_ttl));
         AppState {
             db,
             config,
             auth,
             spaces,
             http,
+            me_cache,
         }
     }
 }

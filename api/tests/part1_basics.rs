@@ -292,3 +292,66 @@ async fn turn_credentials() {
         );
     }
 }
+
+#[tokio::test]
+async fn me_shows_every_write_at_once_and_outside_writes_within_the_cache_ttl() {
+    for engine in ENGINES {
+        // The rendered-body cache is on here (the other tests run with a zero TTL).
+        let h = Harness::new(engine, &[("FLEXIAPI_AUTH_CACHE_TTL_MS", "3000")]).await;
+        let (_, admin) = h.account("admin", HOST, true).await;
+        let (bob, key) = h.account("robert", HOST, false).await;
+        let first = me(&h, &key).await;
+        assert_eq!(first["username"], "robert");
+        assert_eq!(me(&h, &key).await, first);
+
+        // An admin's write through the API shows on the very next read.
+        let path = format!("/api/accounts/{}", bob.id);
+        let r = h
+            .call(
+                "PUT",
+                HOST,
+                &path,
+                Some(&admin),
+                Some(json!({"username": "robert", "display_name": "Bobby", "dictionary": {"k": "v"}})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let after = me(&h, &key).await;
+        assert_eq!(after["display_name"], "Bobby");
+        assert_eq!(after["dictionary"], json!({"k": "v"}));
+
+        // So does a GET that writes (a new provisioning token).
+        let r = h
+            .call("GET", HOST, "/api/accounts/me/provision", Some(&key), None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let token = r.json()["provisioning_token"].clone();
+        assert!(token.is_string());
+        assert_eq!(me(&h, &key).await["provisioning_token"], token);
+
+        // Another account never gets robert's body.
+        let (_, alice_key) = h.account("alice", HOST, false).await;
+        assert_eq!(me(&h, &alice_key).await["username"], "alice");
+
+        // A write this process did not make (another node, the CLI) shows once the TTL has passed.
+        let cached = me(&h, &key).await;
+        h.exec(&format!(
+            "UPDATE accounts SET display_name = 'Outside' WHERE id = {}",
+            bob.id
+        ))
+        .await;
+        assert_eq!(me(&h, &key).await, cached);
+        tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+        assert_eq!(me(&h, &key).await["display_name"], "Outside");
+    }
+}
+
+/// `GET /api/accounts/me` with `key`: checks the status and content type, gives the body.
+async fn me(h: &Harness, key: &str) -> serde_json::Value {
+    let r = h
+        .call("GET", HOST, "/api/accounts/me", Some(key), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.headers["content-type"], "application/json");
+    r.json()
+}

@@ -3,7 +3,8 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use http::header::{HeaderValue, SET_COOKIE};
+use axum::body::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE, SET_COOKIE};
 use http::StatusCode;
 use serde_json::json;
 
@@ -18,13 +19,30 @@ use crate::error::ApiResult;
 use crate::input::Input;
 use crate::state::AppState;
 
-/// `GET /api/accounts/me`: the full Account.
+/// `GET /api/accounts/me`: the full Account, from the rendered-body cache when no write happened since.
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Authenticated>,
 ) -> ApiResult<Response> {
+    let id = caller.account.id;
+    let owner = format!("{}@{}", caller.account.username, caller.account.domain);
+    if let Some(body) = state.me_cache.get(id, &owner) {
+        return Ok(json_bytes(body));
+    }
+    let generation = state.me_cache.generation();
     let account = access::me(&state.db, &caller).await?;
-    Ok(Json(render(&state.db, &state.config, &account, View::Full).await?).into_response())
+    let value = render(&state.db, &state.config, &account, View::Full).await?;
+    let body = Bytes::from(serde_json::to_vec(&value).map_err(HttpError::internal)?);
+    state.me_cache.put(id, &owner, generation, body.clone());
+    Ok(json_bytes(body))
+}
+
+fn json_bytes(body: Bytes) -> Response {
+    (
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
 }
 
 /// `DELETE /api/accounts/me`: tombstone, delete, text `1`.
