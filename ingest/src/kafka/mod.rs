@@ -23,7 +23,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
@@ -166,6 +166,10 @@ impl EventLog for KafkaLog {
 }
 
 /// Reads the topic from `window` ago up to its current end and applies every event to a fresh index.
+///
+/// The end of each partition is where a fetch reports it (partition EOF), not the offset a ListOffsets request
+/// gives: Tansu's S3 storage answers ListOffsets from object modification times (second resolution), so its
+/// "latest" can fall short of events acknowledged in the last second, and those would be missing.
 pub fn rebuild(
     brokers: &str,
     topic: &str,
@@ -176,7 +180,8 @@ pub fn rebuild(
         .set("bootstrap.servers", brokers)
         .set("group.id", "flexiapi-ingest-index")
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest")
         .create()
         .map_err(|e| IngestError::Setup(format!("kafka index consumer: {e}")))?;
     let timeout = Duration::from_secs(30);
@@ -189,6 +194,10 @@ pub fn rebuild(
         .filter(|t| t.name() == topic)
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
         .collect();
+    let mut index = Index::new(capacity);
+    if partitions.is_empty() {
+        return Ok(index);
+    }
     let since_ms = chrono::Utc::now().timestamp_millis() - window.as_millis() as i64;
     let mut by_time = TopicPartitionList::new();
     for partition in &partitions {
@@ -200,31 +209,22 @@ pub fn rebuild(
         .offsets_for_times(by_time, timeout)
         .map_err(kafka_error("offsets for times"))?;
     let mut assignment = TopicPartitionList::new();
-    let mut remaining: Vec<(i32, i64)> = Vec::new();
     for partition in &partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, *partition, timeout)
-            .map_err(kafka_error("watermarks"))?;
         let start = match starts.find_partition(topic, *partition).map(|p| p.offset()) {
-            Some(Offset::Offset(o)) if o >= low => o,
-            // No event in the window (End) or no timestamp support: nothing or everything.
-            Some(Offset::End) => high,
-            _ => low,
+            Some(Offset::Offset(o)) if o >= 0 => Offset::Offset(o),
+            // No event in the window: only what arrives from now on.
+            Some(Offset::End) => Offset::End,
+            // No timestamp support: everything.
+            _ => Offset::Beginning,
         };
-        if start < high {
-            assignment
-                .add_partition_offset(topic, *partition, Offset::Offset(start))
-                .map_err(kafka_error("assign"))?;
-            remaining.push((*partition, high));
-        }
-    }
-    let mut index = Index::new(capacity);
-    if remaining.is_empty() {
-        return Ok(index);
+        assignment
+            .add_partition_offset(topic, *partition, start)
+            .map_err(kafka_error("assign"))?;
     }
     consumer
         .assign(&assignment)
         .map_err(kafka_error("assign"))?;
+    let mut remaining: Vec<i32> = partitions;
     let deadline = std::time::Instant::now() + Duration::from_secs(600);
     while !remaining.is_empty() {
         if std::time::Instant::now() > deadline {
@@ -232,21 +232,20 @@ pub fn rebuild(
                 "index rebuild: the topic could not be read in 10 minutes".into(),
             ));
         }
-        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
-            continue;
-        };
-        let message = match message {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "index rebuild: consume error");
-                continue;
+        match consumer.poll(Duration::from_millis(500)) {
+            None => {}
+            Some(Ok(message)) => {
+                if let Some(Ok(envelope)) =
+                    message.payload().map(serde_json::from_slice::<Envelope>)
+                {
+                    index.apply(&envelope);
+                }
             }
-        };
-        if let Some(Ok(envelope)) = message.payload().map(serde_json::from_slice::<Envelope>) {
-            index.apply(&envelope);
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                remaining.retain(|p| *p != partition);
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "index rebuild: consume error"),
         }
-        let (partition, offset) = (message.partition(), message.offset());
-        remaining.retain(|(p, high)| !(*p == partition && offset + 1 >= *high));
     }
     Ok(index)
 }
