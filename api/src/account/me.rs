@@ -1,9 +1,9 @@
 //! User endpoints about the caller's own account (`/api/accounts/me…`).
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use axum::body::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE, SET_COOKIE};
 use http::StatusCode;
 use serde_json::json;

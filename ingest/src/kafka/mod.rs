@@ -22,11 +22,12 @@ use flexiapi_core::Config;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
+use rdkafka::ClientContext;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Mutex;
 
@@ -165,6 +166,19 @@ impl EventLog for KafkaLog {
     }
 }
 
+/// The rebuild consumer's context: the end of a partition is what the rebuild waits for, not an error to log.
+struct RebuildContext;
+
+impl ClientContext for RebuildContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
+            tracing::warn!(%error, reason, "index rebuild: kafka error");
+        }
+    }
+}
+
+impl ConsumerContext for RebuildContext {}
+
 /// Reads the topic from `window` ago up to its current end and applies every event to a fresh index.
 ///
 /// The end of each partition is where a fetch reports it (partition EOF), not the offset a ListOffsets request
@@ -176,13 +190,13 @@ pub fn rebuild(
     capacity: usize,
     window: Duration,
 ) -> Result<Index, IngestError> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer: BaseConsumer<RebuildContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "flexiapi-ingest-index")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest")
-        .create()
+        .create_with_context(RebuildContext)
         .map_err(|e| IngestError::Setup(format!("kafka index consumer: {e}")))?;
     let timeout = Duration::from_secs(30);
     let metadata = consumer
