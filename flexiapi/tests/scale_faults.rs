@@ -261,6 +261,14 @@ async fn raw_and_final(ch: &Ch) -> (u64, u64) {
 /// Id of the call [`start_pipeline`] sends to see the sink consume.
 const WARMUP: &str = "warmup";
 
+/// Posts call `id` (the load's body) to the ingest; gives the status.
+async fn post_call(client: &reqwest::Client, ingest: &Proc, key: &str, id: &str) -> u16 {
+    let body = call_body(id, "mike@sip.example.org", 1_767_225_600);
+    send(client, &ingest.base, key, "POST", "/api/stats/calls", body)
+        .await
+        .0
+}
+
 /// Starts ingest and sink, and waits until the sink has written a first call (the first consumer-group
 /// join on Tansu takes ~20 s: a fault injected before it would test nothing).
 async fn start_pipeline(scale: &Scale) -> (Proc, Proc) {
@@ -269,17 +277,7 @@ async fn start_pipeline(scale: &Scale) -> (Proc, Proc) {
     ingest.wait_ready(Duration::from_secs(90)).await;
     sink.wait_ready(Duration::from_secs(30)).await;
     let client = reqwest::Client::new();
-    let body = call_body(WARMUP, "mike@sip.example.org", 1_767_225_600);
-    let (status, _) = send(
-        &client,
-        &ingest.base,
-        &scale.key,
-        "POST",
-        "/api/stats/calls",
-        body,
-    )
-    .await;
-    assert_eq!(status, 200);
+    assert_eq!(post_call(&client, &ingest, &scale.key, WARMUP).await, 200);
     let ch = scale.clickhouse();
     let calls = || final_count(&ch, "calls");
     assert_eq!(
@@ -446,8 +444,8 @@ async fn ingest_killed_under_load_and_restarted_loses_and_duplicates_nothing() {
     }
     load.wait_more(40).await;
     let ledger = load.finish().await;
-    // The restarted ingest rebuilt its index: every acknowledged call is a duplicate, including those of the
-    // last second before a kill.
+    // The restarted ingest rebuilt its index: every acknowledged call is a duplicate, including the newest
+    // ones before each kill.
     let calls: Vec<String> = ledger
         .acked
         .iter()
@@ -460,15 +458,7 @@ async fn ingest_killed_under_load_and_restarted_loses_and_duplicates_nothing() {
     let client = reqwest::Client::new();
     let mut accepted_again = Vec::new();
     for id in &calls {
-        let (status, _) = send(
-            &client,
-            &ingest.base,
-            &scale.key,
-            "POST",
-            "/api/stats/calls",
-            call_body(id, "mike@sip.example.org", 1_767_225_600),
-        )
-        .await;
+        let status = post_call(&client, &ingest, &scale.key, id).await;
         if status != 400 {
             accepted_again.push(format!("{id}: {status}"));
         }

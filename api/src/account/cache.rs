@@ -26,8 +26,9 @@ use crate::state::AppState;
 const MAX_ENTRIES: usize = 100_000;
 
 struct Entry {
-    /// `username@domain` of the account rendered: an id the database reused for another account never matches.
-    owner: String,
+    /// The account rendered: an id the database reused for another account never matches.
+    username: String,
+    domain: String,
     generation: u64,
     at: Instant,
     body: Bytes,
@@ -60,18 +61,21 @@ impl MeCache {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// The body of account `account_id` (`owner` = `username@domain`) if it is of the current generation and
-    /// younger than the TTL.
-    pub fn get(&self, account_id: i64, owner: &str) -> Option<Bytes> {
+    /// The body of account `account_id` (`username@domain`) if it is of the current generation and younger than
+    /// the TTL.
+    pub fn get(&self, account_id: i64, username: &str, domain: &str) -> Option<Bytes> {
         let generation = self.generation();
         let entries = self.entries.read().expect("me cache");
         let entry = entries.get(&account_id)?;
-        (entry.generation == generation && entry.at.elapsed() < self.ttl && entry.owner == owner)
+        (entry.generation == generation
+            && entry.at.elapsed() < self.ttl
+            && entry.username == username
+            && entry.domain == domain)
             .then(|| entry.body.clone())
     }
 
     /// Keeps `body`, rendered from data read at `generation`, unless a write happened since.
-    pub fn put(&self, account_id: i64, owner: &str, generation: u64, body: Bytes) {
+    pub fn put(&self, account_id: i64, username: &str, domain: &str, generation: u64, body: Bytes) {
         if self.ttl.is_zero() {
             return;
         }
@@ -86,7 +90,8 @@ impl MeCache {
         entries.insert(
             account_id,
             Entry {
-                owner: owner.to_owned(),
+                username: username.to_owned(),
+                domain: domain.to_owned(),
                 generation,
                 at: Instant::now(),
                 body,
@@ -119,13 +124,17 @@ mod tests {
     fn a_body_is_served_until_the_next_write() {
         let cache = MeCache::new(Duration::from_secs(60));
         let generation = cache.generation();
-        cache.put(7, "bob@a", generation, Bytes::from_static(b"{\"id\":7}"));
-        assert_eq!(cache.get(7, "bob@a").as_deref(), Some(&b"{\"id\":7}"[..]));
-        assert_eq!(cache.get(8, "bob@a"), None);
+        cache.put(7, "bob", "a", generation, Bytes::from_static(b"{\"id\":7}"));
+        assert_eq!(
+            cache.get(7, "bob", "a").as_deref(),
+            Some(&b"{\"id\":7}"[..])
+        );
+        assert_eq!(cache.get(8, "bob", "a"), None);
         // The id reused by another account.
-        assert_eq!(cache.get(7, "eve@a"), None);
+        assert_eq!(cache.get(7, "eve", "a"), None);
+        assert_eq!(cache.get(7, "bob", "b"), None);
         cache.bump();
-        assert_eq!(cache.get(7, "bob@a"), None);
+        assert_eq!(cache.get(7, "bob", "a"), None);
     }
 
     #[test]
@@ -133,19 +142,19 @@ mod tests {
         let cache = MeCache::new(Duration::from_secs(60));
         let before_queries = cache.generation();
         cache.bump();
-        cache.put(7, "bob@a", before_queries, Bytes::from_static(b"old"));
-        assert_eq!(cache.get(7, "bob@a"), None);
+        cache.put(7, "bob", "a", before_queries, Bytes::from_static(b"old"));
+        assert_eq!(cache.get(7, "bob", "a"), None);
     }
 
     #[test]
     fn bodies_expire_after_the_ttl() {
         let cache = MeCache::new(Duration::from_millis(20));
-        cache.put(7, "bob@a", cache.generation(), Bytes::from_static(b"x"));
-        assert!(cache.get(7, "bob@a").is_some());
+        cache.put(7, "bob", "a", cache.generation(), Bytes::from_static(b"x"));
+        assert!(cache.get(7, "bob", "a").is_some());
         std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(cache.get(7, "bob@a"), None);
+        assert_eq!(cache.get(7, "bob", "a"), None);
         let off = MeCache::new(Duration::ZERO);
-        off.put(7, "bob@a", off.generation(), Bytes::from_static(b"x"));
-        assert_eq!(off.get(7, "bob@a"), None);
+        off.put(7, "bob", "a", off.generation(), Bytes::from_static(b"x"));
+        assert_eq!(off.get(7, "bob", "a"), None);
     }
 }

@@ -24,16 +24,21 @@ pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Authenticated>,
 ) -> ApiResult<Response> {
-    let id = caller.account.id;
-    let owner = format!("{}@{}", caller.account.username, caller.account.domain);
-    if let Some(body) = state.me_cache.get(id, &owner) {
+    let (id, username, domain) = (
+        caller.account.id,
+        &caller.account.username,
+        &caller.account.domain,
+    );
+    if let Some(body) = state.me_cache.get(id, username, domain) {
         return Ok(json_bytes(body));
     }
     let generation = state.me_cache.generation();
     let account = access::me(&state.db, &caller).await?;
     let value = render(&state.db, &state.config, &account, View::Full).await?;
     let body = Bytes::from(serde_json::to_vec(&value).map_err(HttpError::internal)?);
-    state.me_cache.put(id, &owner, generation, body.clone());
+    state
+        .me_cache
+        .put(id, username, domain, generation, body.clone());
     Ok(json_bytes(body))
 }
 

@@ -182,8 +182,8 @@ impl ConsumerContext for RebuildContext {}
 /// Reads the topic from `window` ago up to its current end and applies every event to a fresh index.
 ///
 /// The end of each partition is where a fetch reports it (partition EOF), not the offset a ListOffsets request
-/// gives: Tansu's S3 storage answers ListOffsets from object modification times (second resolution), so its
-/// "latest" can fall short of events acknowledged in the last second, and those would be missing.
+/// gives: Tansu's S3 storage answers ListOffsets from object modification times, so its "latest" can fall short
+/// of the newest acknowledged events, and those would be missing.
 pub fn rebuild(
     brokers: &str,
     topic: &str,

@@ -3,8 +3,7 @@
 //! The loop: consume events into a batch bounded by size (`FLEXIAPI_SINK_BATCH_MAX`) and time
 //! (`FLEXIAPI_SINK_BATCH_MS`, counted from the batch's first event) → turn them into rows per table
 //! ([`crate::clickhouse::rows`]) → insert every table in RowBinary (`async_insert=0` where the server knows
-//! the setting, so an accepted insert is written) → only then commit the offsets that follow the batch. While a
-//! batch is being inserted the next one is consumed (one insert at a time, so commits stay in order).
+//! the setting, so an accepted insert is written) → only then commit the offsets that follow the batch.
 //!
 //! Failures: an insert that fails is retried with exponential back-off from the rows the sink kept (it does
 //! not use the crate's `Inserter`, which drops its buffer on error); nothing is committed before every table
@@ -17,7 +16,6 @@ pub mod metrics;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clickhouse::{Client, Row};
@@ -85,125 +83,49 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
     tracing::info!(topic = %config.kafka_topic, group = %config.kafka_group, "sink consuming");
     let batch_max = config.scale.sink_batch_max;
     let batch_time = config.scale.sink_batch_time;
-    let topic = config.kafka_topic.as_str();
-    let writer = Arc::new(writer);
-    // One batch is inserted while the next one is consumed; its offsets are committed as soon as it is in.
-    let mut in_flight: Option<InFlight> = None;
     tokio::pin!(shutdown);
     let mut stopping = false;
     while !stopping {
         let mut batch = Batch::default();
-        // Wait for the first event (or the end), committing the batch in flight when it lands.
-        loop {
-            tokio::select! {
-                message = consumer.recv() => { batch.take(message, topic); break; }
-                joined = InFlight::join(&mut in_flight), if in_flight.is_some() => {
-                    joined.conclude(&consumer, topic)?;
-                }
-                _ = &mut shutdown => { stopping = true; break; }
-            }
+        // Wait for the first event (or the end).
+        tokio::select! {
+            message = consumer.recv() => batch.take(message, &config.kafka_topic),
+            _ = &mut shutdown => break,
         }
         let deadline = tokio::time::Instant::now() + batch_time;
-        while !stopping && batch.events < batch_max {
+        while batch.events < batch_max {
             tokio::select! {
-                message = consumer.recv() => batch.take(message, topic),
-                joined = InFlight::join(&mut in_flight), if in_flight.is_some() => {
-                    joined.conclude(&consumer, topic)?;
-                }
+                message = consumer.recv() => batch.take(message, &config.kafka_topic),
                 _ = tokio::time::sleep_until(deadline) => break,
                 _ = &mut shutdown => { stopping = true; break; }
             }
         }
-        // Batches go in one after the other: the previous one is in and committed before this one starts.
-        if in_flight.is_some() {
-            // Stopping while ClickHouse is down: leave without committing (the batch is replayed at the next start).
-            let joined = if stopping {
-                tokio::time::timeout(Duration::from_secs(30), InFlight::join(&mut in_flight))
-                    .await
-                    .ok()
-            } else {
-                tokio::select! {
-                    joined = InFlight::join(&mut in_flight) => Some(joined),
-                    _ = &mut shutdown => None,
-                }
-            };
-            let Some(joined) = joined else {
-                tracing::warn!("stopping before the batch was written; it will be replayed");
-                return Ok(());
-            };
-            joined.conclude(&consumer, topic)?;
-        }
         if batch.offsets.is_empty() {
             continue;
         }
-        let writer = writer.clone();
-        let rows = batch.rows;
-        in_flight = Some(InFlight {
-            task: tokio::spawn(async move { writer.write_until_done(&rows).await }),
-            offsets: batch.offsets,
-        });
-    }
-    if in_flight.is_some() {
-        match tokio::time::timeout(Duration::from_secs(30), InFlight::join(&mut in_flight)).await {
-            Ok(joined) => joined.conclude(&consumer, topic)?,
-            Err(_) => {
-                tracing::warn!("stopping before the batch was written; it will be replayed");
-                return Ok(());
+        // Stopping while ClickHouse is down: leave without committing (the batch is replayed at the next start).
+        let written = if stopping {
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                writer.write_until_done(&batch.rows),
+            )
+            .await
+            .ok()
+        } else {
+            tokio::select! {
+                result = writer.write_until_done(&batch.rows) => Some(result),
+                _ = &mut shutdown => None,
             }
-        }
+        };
+        let Some(written) = written else {
+            tracing::warn!("stopping before the batch was written; it will be replayed");
+            return Ok(());
+        };
+        written?;
+        commit(&consumer, &config.kafka_topic, &batch.offsets);
     }
     tracing::info!("sink stopped");
     Ok(())
-}
-
-/// A batch being inserted, with the offsets to commit once it is in.
-struct InFlight {
-    task: tokio::task::JoinHandle<Result<(), IngestError>>,
-    offsets: HashMap<i32, i64>,
-}
-
-/// How an insert task ended, with the offsets of its batch.
-struct Joined {
-    result: Result<Result<(), IngestError>, tokio::task::JoinError>,
-    offsets: HashMap<i32, i64>,
-}
-
-impl InFlight {
-    /// Waits for the batch in flight (there must be one) and takes it out.
-    async fn join(slot: &mut Option<InFlight>) -> Joined {
-        let in_flight = slot.as_mut().expect("a batch in flight");
-        let result = (&mut in_flight.task).await;
-        let offsets = slot
-            .take()
-            .map(|mut f| std::mem::take(&mut f.offsets))
-            .unwrap_or_default();
-        Joined { result, offsets }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        // Leaving without the batch (shutdown): its rows will be replayed; stop retrying them.
-        self.task.abort();
-    }
-}
-
-impl Joined {
-    /// Commits the offsets of an inserted batch, or gives the insert's error.
-    fn conclude<C: ConsumerContext + 'static>(
-        self,
-        consumer: &StreamConsumer<C>,
-        topic: &str,
-    ) -> Result<(), IngestError> {
-        match self.result {
-            Ok(Ok(())) => {
-                commit(consumer, topic, &self.offsets);
-                Ok(())
-            }
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err(IngestError::Backend(format!("insert task: {e}"))),
-        }
-    }
 }
 
 fn commit<C: ConsumerContext + 'static>(
