@@ -16,6 +16,9 @@ pub enum IngestError {
     /// The writer stayed full for the whole enqueue timeout (last resort, counted in metrics).
     #[error("the event log is saturated")]
     Saturated,
+    /// A committed batch could not be made durable (the WAL fsync failed); its requests are not acknowledged.
+    #[error("durability: {0}")]
+    Durability(String),
     /// The log is shutting down or its writer stopped.
     #[error("the event log is closed")]
     Closed,

@@ -178,8 +178,21 @@ impl StatsReader for Embedded {
     }
 }
 
+/// Committed batches waiting for durability before their requests are answered (bounds the pipeline).
+const ACKS_IN_FLIGHT: usize = 64;
+
+/// A committed batch: its replies, sent once `durable` resolves (`None`: durable at commit, PostgreSQL).
+struct Ack {
+    durable: Option<lite::Durable>,
+    replies: Vec<(Reply, Outcome)>,
+    started: Instant,
+}
+
 /// The writer: drains the queue in batches until stopped, then drains what is left.
 async fn run_writer(target: Target, mut receiver: mpsc::Receiver<Message>, batch_max: usize) {
+    let (acks, pending) = mpsc::channel(ACKS_IN_FLIGHT);
+    // Answers come from their own task so that the writer commits the next batch while one is being synced.
+    let acker = tokio::spawn(run_acker(pending));
     let mut messages = Vec::with_capacity(batch_max);
     let mut stops = Vec::new();
     let mut last_purge: Option<Instant> = None;
@@ -200,7 +213,7 @@ async fn run_writer(target: Target, mut receiver: mpsc::Receiver<Message>, batch
             }
         }
         if !jobs.is_empty() {
-            commit(&target, jobs).await;
+            commit(&target, jobs, &acks).await;
         }
         if last_purge.is_none_or(|at| at.elapsed() > PURGE_EVERY) {
             last_purge = Some(Instant::now());
@@ -208,17 +221,46 @@ async fn run_writer(target: Target, mut receiver: mpsc::Receiver<Message>, batch
         }
     }
     metrics::gauge!(names::QUEUE_DEPTH).set(0.0);
+    drop(acks);
     if let Target::Sqlite(writer) = target {
-        // Shutdown resolves only once the writer connection is closed.
+        // Shutdown resolves only once every commit is synced and the writer connection is closed.
         writer.close().await;
     }
+    let _ = acker.await;
     for done in stops {
         let _ = done.send(());
     }
 }
 
-/// Applies a batch in one transaction and answers each request; on failure, one transaction per event.
-async fn commit(target: &Target, jobs: Vec<(Event, Reply)>) {
+/// Answers each committed batch, in commit order, once it is durable.
+async fn run_acker(mut pending: mpsc::Receiver<Ack>) {
+    while let Some(ack) = pending.recv().await {
+        let durable = match ack.durable {
+            None => Ok(()),
+            Some(durable) => durable.await.unwrap_or(Err(IngestError::Closed)),
+        };
+        match durable {
+            Ok(()) => {
+                metrics::histogram!(names::STORE_SECONDS)
+                    .record(ack.started.elapsed().as_secs_f64());
+                for (reply, outcome) in ack.replies {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                // Committed but not known to be on disk: not acknowledged (the client sees a 5xx).
+                let reason = error.to_string();
+                for (reply, _) in ack.replies {
+                    let _ = reply.send(Err(IngestError::Durability(reason.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Applies a batch in one transaction and hands its answers to the acker; on failure, one transaction per
+/// event.
+async fn commit(target: &Target, jobs: Vec<(Event, Reply)>, acks: &mpsc::Sender<Ack>) {
     let started = Instant::now();
     let now = time::now();
     let (events, replies): (Vec<Event>, Vec<Reply>) = jobs.into_iter().unzip();
@@ -227,41 +269,76 @@ async fn commit(target: &Target, jobs: Vec<(Event, Reply)>) {
     // gone), the replies are dropped below and their requests see the log closed.
     let (events, result) = transaction(target, events, now).await;
     match result {
-        Ok(outcomes) => {
+        Ok((outcomes, durable)) => {
             metrics::histogram!(names::BATCH_SIZE).record(count as f64);
-            metrics::histogram!(names::STORE_SECONDS).record(started.elapsed().as_secs_f64());
-            for ((event, reply), outcome) in events.iter().zip(replies).zip(outcomes) {
+            for event in &events {
                 metrics::counter!(names::EVENTS_APPENDED, "kind" => sql::kind(event)).increment(1);
-                let _ = reply.send(Ok(outcome));
             }
+            let replies = replies.into_iter().zip(outcomes).collect();
+            send_ack(acks, durable, replies, started).await;
         }
         Err(error) => {
             tracing::warn!(%error, events = count, "batch failed; replaying one event per transaction");
             for (event, reply) in events.into_iter().zip(replies) {
                 let kind = sql::kind(&event);
                 let (_, result) = transaction(target, vec![event], now).await;
-                let result = result.map(|mut outcomes| {
-                    metrics::histogram!(names::BATCH_SIZE).record(1.0);
-                    metrics::counter!(names::EVENTS_APPENDED, "kind" => kind).increment(1);
-                    outcomes.pop().expect("one outcome per event")
-                });
-                let _ = reply.send(result);
+                match result {
+                    Ok((mut outcomes, durable)) => {
+                        metrics::histogram!(names::BATCH_SIZE).record(1.0);
+                        metrics::counter!(names::EVENTS_APPENDED, "kind" => kind).increment(1);
+                        let outcome = outcomes.pop().expect("one outcome per event");
+                        send_ack(acks, durable, vec![(reply, outcome)], started).await;
+                    }
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                }
             }
         }
     }
 }
 
-/// Applies `events` in one transaction; gives them back with the outcomes (or the error, rolled back).
+async fn send_ack(
+    acks: &mpsc::Sender<Ack>,
+    durable: Option<lite::Durable>,
+    replies: Vec<(Reply, Outcome)>,
+    started: Instant,
+) {
+    let ack = Ack {
+        durable,
+        replies,
+        started,
+    };
+    // The acker lives as long as the writer; if it is gone, the dropped replies read as a closed log.
+    let _ = acks.send(ack).await;
+}
+
+/// Applies `events` in one transaction; gives them back with the outcomes and, on SQLite, the future of
+/// their durability (or the error, rolled back).
 async fn transaction(
     target: &Target,
     events: Vec<Event>,
     now: NaiveDateTime,
-) -> (Vec<Event>, Result<Vec<Outcome>, IngestError>) {
+) -> (
+    Vec<Event>,
+    Result<(Vec<Outcome>, Option<lite::Durable>), IngestError>,
+) {
     match target {
-        Target::Sqlite(writer) => writer.batch(events, now).await,
+        Target::Sqlite(writer) => {
+            let (events, result) = writer.batch(events, now).await;
+            (
+                events,
+                result.map(|(outcomes, durable)| (outcomes, Some(durable))),
+            )
+        }
         Target::Postgres(pool) => {
             let result = postgres_transaction(pool, &events, now).await;
-            (events, result.map_err(IngestError::from))
+            (
+                events,
+                result
+                    .map(|outcomes| (outcomes, None))
+                    .map_err(IngestError::from),
+            )
         }
     }
 }
