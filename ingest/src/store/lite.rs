@@ -14,7 +14,8 @@
 //! not inline in the commit that crosses SQLite's auto-checkpoint threshold.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -42,10 +43,11 @@ pub type Durable = oneshot::Receiver<Result<(), IngestError>>;
 type BatchResult = (Vec<Event>, Result<(Vec<Outcome>, Durable), IngestError>);
 
 /// Pause between two background checkpoints: each one copies the pages of many commits at once.
-const CHECKPOINT_PAUSE: Duration = Duration::from_millis(200);
-/// A WAL longer than this after a passive checkpoint (readers or steady writes kept it from catching up)
-/// is checkpointed in RESTART mode, which waits for the writer, so the file stays bounded (~80 MiB).
-const WAL_RESTART_FRAMES: i64 = 20_000;
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(50);
+/// Under steady writes a background checkpoint never catches up with the last commit, so SQLite never
+/// starts the WAL over. Past this length (16 MiB) the writer checkpoints the few frames left itself, between
+/// two batches, and its next transaction starts the WAL from the beginning.
+const WAL_RESTART_FRAMES: i64 = 4_000;
 
 enum Job {
     Batch {
@@ -86,9 +88,11 @@ impl Writer {
                 .map_err(|e| IngestError::Setup(format!("cannot start the {name} thread: {e}")))
         };
         let (pokes, poked) = mpsc::sync_channel(1);
+        let wal_frames = Arc::new(AtomicI64::new(0));
+        let seen = wal_frames.clone();
         let checkpointer = start(
             "stats-checkpoint",
-            Box::new(move || checkpoint_loop(checkpoints, poked)),
+            Box::new(move || checkpoint_loop(checkpoints, poked, &seen)),
         )?;
         let (syncs, sync_jobs) = mpsc::channel();
         let wal = PathBuf::from(wal);
@@ -100,7 +104,7 @@ impl Writer {
         let thread = start(
             "stats-writer",
             Box::new(move || {
-                run(conn, receiver, syncs);
+                run(conn, receiver, syncs, &wal_frames);
                 // The senders are gone: the sync thread answers what it holds, then the checkpointer ends.
                 let _ = syncer.join();
                 let _ = checkpointer.join();
@@ -173,8 +177,14 @@ fn run(
     mut conn: Connection,
     jobs: mpsc::Receiver<Job>,
     syncs: mpsc::Sender<oneshot::Sender<Result<(), IngestError>>>,
+    wal_frames: &AtomicI64,
 ) {
     while let Ok(job) = jobs.recv() {
+        if wal_frames.load(Ordering::Relaxed) > WAL_RESTART_FRAMES {
+            // No other writer: this checkpoint completes, so the next transaction starts the WAL over.
+            wal_frames.store(0, Ordering::Relaxed);
+            checkpoint(&conn, "PASSIVE");
+        }
         match job {
             Job::Batch { events, now, done } => {
                 let result = transaction(&mut conn, &events, now)
@@ -234,11 +244,11 @@ fn sync_loop(
 }
 
 /// Checkpoints the WAL in the background after commits, at most every [`CHECKPOINT_PAUSE`].
-fn checkpoint_loop(conn: Connection, poked: mpsc::Receiver<()>) {
+/// Publishes the WAL's length in `wal_frames` for the writer.
+fn checkpoint_loop(conn: Connection, poked: mpsc::Receiver<()>, wal_frames: &AtomicI64) {
     while poked.recv().is_ok() {
-        let frames = checkpoint(&conn, "PASSIVE");
-        if frames.is_some_and(|frames| frames > WAL_RESTART_FRAMES) {
-            checkpoint(&conn, "RESTART");
+        if let Some(frames) = checkpoint(&conn, "PASSIVE") {
+            wal_frames.store(frames, Ordering::Relaxed);
         }
         std::thread::sleep(CHECKPOINT_PAUSE);
     }
@@ -872,7 +882,9 @@ mod tests {
         assert!(before < 100_000, "{before} bytes before any checkpoint");
         let (pokes, poked) = mpsc::sync_channel(1);
         let checkpoints = connect(&path).unwrap();
-        let checkpointer = std::thread::spawn(move || checkpoint_loop(checkpoints, poked));
+        let frames = Arc::new(AtomicI64::new(0));
+        let seen = frames.clone();
+        let checkpointer = std::thread::spawn(move || checkpoint_loop(checkpoints, poked, &seen));
         pokes.send(()).unwrap();
         // A poke is enough (the thread is not stopping): 2 000 rows of 1 000 characters soon live in the
         // database file itself.
@@ -882,6 +894,12 @@ mod tests {
         }
         let after = size();
         assert!(after > 2_000_000, "{after} bytes after the checkpoint");
+        // The writer learns the WAL's length from this thread (it starts the WAL over past a bound).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while frames.load(Ordering::Relaxed) == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(frames.load(Ordering::Relaxed) > 500);
         drop(pokes);
         checkpointer.join().unwrap();
         let count: i64 = conn
