@@ -1,10 +1,12 @@
 //! The embedded store (default mode): events go to the account database through a group-commit writer.
 //!
 //! Requests put their event in a bounded queue and wait for its outcome. One writer task takes everything
-//! queued (up to `FLEXIAPI_INGEST_BATCH_MAX`), applies it in one transaction, commits, then answers every
-//! request of the batch — so a reply always means "committed", and the cost of a commit (an fsync on
-//! SQLite) is shared by every request that arrived meanwhile. When the queue is full, requests wait for room
-//! (bounded memory) up to `FLEXIAPI_INGEST_ENQUEUE_TIMEOUT_MS`; only then do they get a 503 (counted).
+//! queued (up to `FLEXIAPI_INGEST_BATCH_MAX`), applies it in one transaction and commits; an acker task
+//! answers every request of the batch once the commit is durable (at once on PostgreSQL; after the WAL
+//! fsync of [`lite`] on SQLite, while the writer already applies the next batch) — so a reply always means
+//! "committed and on disk", and the cost of an fsync is shared by every request that arrived meanwhile.
+//! When the queue is full, requests wait for room (bounded memory) up to
+//! `FLEXIAPI_INGEST_ENQUEUE_TIMEOUT_MS`; only then do they get a 503 (counted).
 //! A batch that fails is replayed one event per transaction, so one bad event never fails its neighbours.
 //! On SQLite the writes run on a dedicated thread ([`lite`]); on PostgreSQL, through sqlx. Reads use sqlx.
 
