@@ -79,8 +79,6 @@ impl Writer {
         };
         let conn = connect(path).map_err(cannot_open)?;
         let checkpoints = connect(path).map_err(cannot_open)?;
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
         let start = |name: &str, body: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.into())
@@ -95,7 +93,7 @@ impl Writer {
             Box::new(move || checkpoint_loop(checkpoints, poked, &seen)),
         )?;
         let (syncs, sync_jobs) = mpsc::channel();
-        let wal = PathBuf::from(wal);
+        let wal = wal_path(path);
         let syncer = start(
             "stats-sync",
             Box::new(move || sync_loop(&wal, sync_jobs, pokes)),
@@ -151,6 +149,13 @@ impl Writer {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
+}
+
+/// The WAL file SQLite keeps beside the database file `db`.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
 }
 
 /// Opens a connection with the settings of `flexiapi_core::db` (the file exists: migrations ran), except
@@ -794,12 +799,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_writer_connection_has_the_pool_settings() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A new database file in `dir` (as the migrations leave it: existing) and a writer-side connection to it.
+    fn database(dir: &tempfile::TempDir) -> (PathBuf, Connection) {
         let path = dir.path().join("stats.db");
         Connection::open(&path).unwrap();
         let conn = connect(&path).unwrap();
+        (path, conn)
+    }
+
+    /// Polls `done` for up to 5 s (threads of a loaded CI machine may be slow to run).
+    fn wait_until(done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !done() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn the_writer_connection_has_the_pool_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, conn) = database(&dir);
         let value = |name: &str| -> String {
             conn.pragma_query_value(None, name, |row| {
                 row.get::<_, rusqlite::types::Value>(0)
@@ -841,16 +860,13 @@ mod tests {
         assert!(poked.try_recv().is_ok());
 
         // And a WAL that exists is synced: the answer is Ok.
-        let path = dir.path().join("stats.db");
-        Connection::open(&path).unwrap();
-        let conn = connect(&path).unwrap();
+        let (path, conn) = database(&dir);
         conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")
             .unwrap();
         let (syncs, jobs) = mpsc::channel();
         let (pokes, _poked) = mpsc::sync_channel(1);
-        let mut wal = path.into_os_string();
-        wal.push("-wal");
-        let syncer = std::thread::spawn(move || sync_loop(Path::new(&wal), jobs, pokes));
+        let wal = wal_path(&path);
+        let syncer = std::thread::spawn(move || sync_loop(&wal, jobs, pokes));
         let (done, synced) = oneshot::channel();
         syncs.send(done).unwrap();
         drop(syncs);
@@ -861,21 +877,13 @@ mod tests {
     #[test]
     fn the_checkpoint_thread_folds_the_wal_into_the_database() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("stats.db");
-        Connection::open(&path).unwrap();
-        let conn = connect(&path).unwrap();
-        conn.execute_batch("CREATE TABLE t (x TEXT)").unwrap();
-        let insert = "INSERT INTO t SELECT hex(randomblob(500)) FROM generate_series(1, 2000)";
-        let insert = conn.execute(insert, []).map(|_| ()).or_else(|_| {
-            // Builds without generate_series: a recursive CTE does the same.
-            conn.execute(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
-                 INSERT INTO t SELECT hex(randomblob(500)) FROM n",
-                [],
-            )
-            .map(|_| ())
-        });
-        insert.unwrap();
+        let (path, conn) = database(&dir);
+        conn.execute_batch(
+            "CREATE TABLE t (x TEXT); \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
+             INSERT INTO t SELECT hex(randomblob(500)) FROM n;",
+        )
+        .unwrap();
         let size = || std::fs::metadata(&path).unwrap().len();
         // No auto-checkpoint: everything is still in the WAL.
         let before = size();
@@ -888,17 +896,11 @@ mod tests {
         pokes.send(()).unwrap();
         // A poke is enough (the thread is not stopping): 2 000 rows of 1 000 characters soon live in the
         // database file itself.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while size() < 2_000_000 && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_until(|| size() > 2_000_000);
         let after = size();
         assert!(after > 2_000_000, "{after} bytes after the checkpoint");
         // The writer learns the WAL's length from this thread (it starts the WAL over past a bound).
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while frames.load(Ordering::Relaxed) == 0 && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_until(|| frames.load(Ordering::Relaxed) > 0);
         assert!(frames.load(Ordering::Relaxed) > 500);
         drop(pokes);
         checkpointer.join().unwrap();

@@ -205,13 +205,8 @@ async fn run_writer(target: Target, mut receiver: mpsc::Receiver<Message>, batch
         // Let the requests that are ready to run reach the queue first: a bigger batch costs less per event.
         while messages.len() < batch_max {
             tokio::task::yield_now().await;
-            let before = messages.len();
-            while messages.len() < batch_max {
-                match receiver.try_recv() {
-                    Ok(message) => messages.push(message),
-                    Err(_) => break,
-                }
-            }
+            let (before, room) = (messages.len(), batch_max - messages.len());
+            messages.extend(std::iter::from_fn(|| receiver.try_recv().ok()).take(room));
             if messages.len() == before {
                 break;
             }
