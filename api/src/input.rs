@@ -67,6 +67,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Input {
 
 /// Middleware: 400 on a malformed JSON body, else the normalised body as an [`Input`] extension.
 pub async fn json_body(request: Request, next: Next) -> Response {
+    // A request without a body (most GETs) has nothing to parse: the extractor's default `{}` is its input.
+    if axum::body::HttpBody::is_end_stream(request.body()) {
+        return next.run(request).await;
+    }
     let (mut parts, body) = request.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(bytes) => bytes,

@@ -225,7 +225,7 @@ impl Api {
             .merge(access::super_admin(super_admin, auth))
             .merge(resources::routes(&self.state.config, auth))
             .layer(axum::middleware::from_fn_with_state(
-                self.state.clone(),
+                self.state.me_cache.clone(),
                 account::cache::track_writes,
             ))
             .layer(axum::middleware::from_fn(input::json_body))

@@ -71,6 +71,20 @@ impl Report {
         self.latency.value_at_quantile(quantile) as f64 / 1000.0
     }
 
+    /// Adds the figures of another run (rates then cover both runs' time).
+    pub fn merge(&mut self, other: Report) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        let _ = self.latency.add(&other.latency);
+        for (name, count) in other.tally {
+            *self.tally.entry(name).or_default() += count;
+        }
+        let room = 5usize.saturating_sub(self.first_errors.len());
+        self.first_errors
+            .extend(other.first_errors.into_iter().take(room));
+    }
+
     /// One line: rate, latency quantiles, errors.
     pub fn line(&self) -> String {
         format!(

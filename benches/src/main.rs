@@ -8,6 +8,7 @@ mod client;
 mod load;
 mod me;
 mod mix;
+mod paired;
 mod process;
 mod scale;
 
@@ -117,6 +118,23 @@ fn plan(common: &Common, seconds: u64, rate: Option<f64>) -> Plan {
         duration: Duration::from_secs(seconds),
         rate,
     }
+}
+
+/// Measured rounds of the paired ratio (`paired`).
+const ROUNDS: u32 = 10;
+
+/// The ceiling server, started on the server core.
+fn start_ceiling() -> anyhow::Result<Server> {
+    let addr = process::free_addr()?;
+    let me = std::env::current_exe()?;
+    let listen = addr.to_string();
+    process::start(
+        SERVER_CORE,
+        &me,
+        &["ceiling", "--listen", &listen],
+        &[],
+        addr,
+    )
 }
 
 /// Runs `script` against a fresh ceiling server at full speed.
@@ -248,7 +266,11 @@ async fn ingest(common: Common, engines: Vec<EngineArg>) -> anyhow::Result<()> {
         "== statistics ingest: call + message lifecycles, {} keep-alive connections, HTTP/1.1",
         common.connections
     );
-    let ceiling = ingest_ceiling(&common).await?;
+    let ceiling = start_ceiling()?;
+    let ceiling_scripts = |round: u32| -> Box<dyn Fn(usize) -> Box<dyn Script>> {
+        Box::new(mix::scripts(round, HOST, "k", DOMAIN, false))
+    };
+    load::run(ceiling.addr, plan(&common, 2, None), ceiling_scripts(0)).await;
 
     for (run, engine) in engines.into_iter().enumerate() {
         let (engine, name) = match engine {
@@ -257,25 +279,43 @@ async fn ingest(common: Common, engines: Vec<EngineArg>) -> anyhow::Result<()> {
         };
         let (db, key) = prepare(&binary, engine).await?;
         let server = start_flexiapi(&binary, &db)?;
-        let base = 10 * run as u32;
+        // Ids stay unique across runs and rounds: run × 0x100 + round (mix ids carry 4 hex digits of it).
+        let base = 0x100 * (run as u32 + 1);
         let mut acked = mix::Acked::default();
         let mix = |tag: u32, key: &str| mix::scripts(base + tag, HOST, key, DOMAIN, true);
-        let warm = load::run(server.addr, plan(&common, 2, None), mix(1, &key)).await;
+        let warm = load::run(server.addr, plan(&common, 2, None), mix(0xff, &key)).await;
         acked.add(&warm);
-        let max = load::run(
-            server.addr,
-            plan(&common, common.seconds, None),
-            mix(2, &key),
+        let server_scripts =
+            |round: u32| -> Box<dyn Fn(usize) -> Box<dyn Script>> { Box::new(mix(round, &key)) };
+        let paired = paired::measure(
+            common.seconds,
+            ROUNDS,
+            paired::Side {
+                addr: ceiling.addr,
+                connections: common.connections,
+                scripts: &ceiling_scripts,
+            },
+            paired::Side {
+                addr: server.addr,
+                connections: common.connections,
+                scripts: &server_scripts,
+            },
         )
         .await;
-        acked.add(&max);
+        acked.add(&paired.server);
+        println!(
+            "ceiling (hyper + serde_json, core {SERVER_CORE}), paired: {}",
+            paired.ceiling.line()
+        );
+        print_errors(&paired.ceiling);
+        let max = &paired.server;
         println!("flexiapi serve, {name}, max rate:  {}", max.line());
-        print_errors(&max);
-        println!("  ratio to ceiling: {:.2}", max.rate() / ceiling.rate());
+        print_errors(max);
+        println!("  ratio to ceiling: {}", paired.ratio_line());
         let half = load::run(
             server.addr,
             plan(&common, common.seconds, Some(max.rate() / 2.0)),
-            mix(3, &key),
+            mix(0xfe, &key),
         )
         .await;
         acked.add(&half);
@@ -293,6 +333,7 @@ async fn ingest(common: Common, engines: Vec<EngineArg>) -> anyhow::Result<()> {
             check.acknowledged, check.stored, check.lost
         );
     }
+    ceiling.stop()?;
     Ok(())
 }
 
@@ -302,53 +343,77 @@ async fn api(common: Common) -> anyhow::Result<()> {
         "== account API: GET /api/accounts/me on PostgreSQL, {} keep-alive connections, HTTP/1.1",
         common.connections
     );
-    let ceiling = ceiling_rate(&common, |_| Box::new(me::ApiKey::new(HOST, "k"))).await?;
-    println!("ceiling (hyper, core {SERVER_CORE}):  {}", ceiling.line());
+    let ceiling = start_ceiling()?;
+    let ceiling_scripts = |_: u32| -> Box<dyn Fn(usize) -> Box<dyn Script>> {
+        Box::new(|_| Box::new(me::ApiKey::new(HOST, "k")))
+    };
+    load::run(ceiling.addr, plan(&common, 2, None), ceiling_scripts(0)).await;
     let (db, key) = prepare(&binary, Engine::Postgres).await?;
     let server = start_flexiapi(&binary, &db)?;
     // DIGEST keeps the last 20 challenges per account and client IP (auth/src/digest.rs): the DIGEST run
     // uses at most 16 connections, all of one account from one IP, so none evicts another's nonce.
     // create-admin stores a SHA-256 hash only; MD5 differs only by the hash function.
     let digest_connections = common.connections.min(16);
-    type MakeScript<'a> = Box<dyn Fn(usize) -> Box<dyn Script> + 'a>;
-    let runs: [(&str, usize, MakeScript); 2] = [
-        (
-            "API key",
-            common.connections,
-            Box::new(|_| Box::new(me::ApiKey::new(HOST, &key))),
-        ),
-        (
-            "DIGEST SHA-256",
-            digest_connections,
-            Box::new(|_| {
-                Box::new(me::Digest::new(
-                    HOST,
-                    "admin",
-                    DOMAIN,
-                    PASSWORD,
-                    me::Algorithm::Sha256,
-                ))
-            }),
-        ),
+    let api_key = |_: u32| -> Box<dyn Fn(usize) -> Box<dyn Script>> {
+        let key = key.clone();
+        Box::new(move |_| Box::new(me::ApiKey::new(HOST, &key)))
+    };
+    let digest = |_: u32| -> Box<dyn Fn(usize) -> Box<dyn Script>> {
+        Box::new(|_| {
+            Box::new(me::Digest::new(
+                HOST,
+                "admin",
+                DOMAIN,
+                PASSWORD,
+                me::Algorithm::Sha256,
+            ))
+        })
+    };
+    let runs: [(&str, usize, paired::Scripts); 2] = [
+        ("API key", common.connections, &api_key),
+        ("DIGEST SHA-256", digest_connections, &digest),
     ];
-    for (name, connections, script) in runs {
-        let common = Common {
-            connections,
-            ..common.clone()
-        };
-        load::run(server.addr, plan(&common, 2, None), &script).await;
-        let report = load::run(server.addr, plan(&common, common.seconds, None), &script).await;
+    for (name, connections, scripts) in runs {
+        load::run(ceiling.addr, plan(&common, 1, None), ceiling_scripts(0)).await;
+        load::run(
+            server.addr,
+            Plan {
+                connections,
+                ..plan(&common, 2, None)
+            },
+            scripts(0),
+        )
+        .await;
+        // The ceiling always runs on the API key's connections: the same ceiling for both ratios.
+        let paired = paired::measure(
+            common.seconds,
+            ROUNDS,
+            paired::Side {
+                addr: ceiling.addr,
+                connections: common.connections,
+                scripts: &ceiling_scripts,
+            },
+            paired::Side {
+                addr: server.addr,
+                connections,
+                scripts,
+            },
+        )
+        .await;
+        println!(
+            "ceiling (hyper, core {SERVER_CORE}), paired: {}",
+            paired.ceiling.line()
+        );
+        let report = &paired.server;
         println!("{name:>15} ({connections} connections): {}", report.line());
         if let Some(challenges) = report.tally.get("challenges") {
             println!("                 DIGEST challenges answered: {challenges}");
         }
-        print_errors(&report);
-        println!(
-            "                 ratio to ceiling: {:.2}",
-            report.rate() / ceiling.rate()
-        );
+        print_errors(report);
+        println!("                 ratio to ceiling: {}", paired.ratio_line());
     }
     println!("  peak RSS: {:.1} MiB", server.peak_rss_mib()?);
     server.stop()?;
+    ceiling.stop()?;
     Ok(())
 }

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -19,8 +19,6 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::Method;
-
-use crate::state::AppState;
 
 /// Bodies kept at most; beyond it the map is emptied (it refills from the accounts that keep asking).
 const MAX_ENTRIES: usize = 100_000;
@@ -107,12 +105,16 @@ fn read_only(request: &Request) -> bool {
 }
 
 /// Middleware: after any request that may have written, invalidates the cached `me` bodies before replying.
-pub async fn track_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn track_writes(
+    State(cache): State<Arc<MeCache>>,
+    request: Request,
+    next: Next,
+) -> Response {
     if read_only(&request) {
         return next.run(request).await;
     }
     let response = next.run(request).await;
-    state.me_cache.bump();
+    cache.bump();
     response
 }
 

@@ -29,8 +29,9 @@ pub fn with_upstream_errors(router: axum::Router) -> axum::Router {
 
 /// Turns the router's bare 405 into upstream's message naming the supported methods.
 pub async fn method_not_allowed(request: Request, next: Next) -> Response {
+    // The URI clone shares its bytes: nothing is copied unless the answer is a 405.
     let method = request.method().clone();
-    let path = request.uri().path().trim_start_matches('/').to_owned();
+    let uri = request.uri().clone();
     let response = next.run(request).await;
     if response.status() != StatusCode::METHOD_NOT_ALLOWED {
         return response;
@@ -41,6 +42,7 @@ pub async fn method_not_allowed(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    let path = uri.path().trim_start_matches('/');
     let mut error = HttpError::message(
         StatusCode::METHOD_NOT_ALLOWED,
         format!(
