@@ -137,23 +137,37 @@ fn start_ceiling() -> anyhow::Result<Server> {
     )
 }
 
+/// The paired rounds of `scripts` on `server` (on `connections`) against the ceiling on `common.connections`.
+async fn paired_with_ceiling(
+    common: &Common,
+    ceiling: (&Server, paired::Scripts<'_>),
+    server: (&Server, usize, paired::Scripts<'_>),
+) -> paired::Paired {
+    paired::measure(
+        common.seconds,
+        ROUNDS,
+        paired::Side {
+            addr: ceiling.0.addr,
+            connections: common.connections,
+            scripts: ceiling.1,
+        },
+        paired::Side {
+            addr: server.0.addr,
+            connections: server.1,
+            scripts: server.2,
+        },
+    )
+    .await
+}
+
 /// Runs `script` against a fresh ceiling server at full speed.
 async fn ceiling_rate(
     common: &Common,
     script: impl Fn(usize) -> Box<dyn Script>,
 ) -> anyhow::Result<Report> {
-    let addr = process::free_addr()?;
-    let me = std::env::current_exe()?;
-    let listen = addr.to_string();
-    let server = process::start(
-        SERVER_CORE,
-        &me,
-        &["ceiling", "--listen", &listen],
-        &[],
-        addr,
-    )?;
-    load::run(addr, plan(common, 2, None), &script).await;
-    let report = load::run(addr, plan(common, common.seconds, None), &script).await;
+    let server = start_ceiling()?;
+    load::run(server.addr, plan(common, 2, None), &script).await;
+    let report = load::run(server.addr, plan(common, common.seconds, None), &script).await;
     server.stop()?;
     Ok(report)
 }
@@ -267,7 +281,7 @@ async fn ingest(common: Common, engines: Vec<EngineArg>) -> anyhow::Result<()> {
         common.connections
     );
     let ceiling = start_ceiling()?;
-    let ceiling_scripts = |round: u32| -> Box<dyn Fn(usize) -> Box<dyn Script>> {
+    let ceiling_scripts = |round: u32| -> paired::RoundScripts {
         Box::new(mix::scripts(round, HOST, "k", DOMAIN, false))
     };
     load::run(ceiling.addr, plan(&common, 2, None), ceiling_scripts(0)).await;
@@ -285,21 +299,11 @@ async fn ingest(common: Common, engines: Vec<EngineArg>) -> anyhow::Result<()> {
         let mix = |tag: u32, key: &str| mix::scripts(base + tag, HOST, key, DOMAIN, true);
         let warm = load::run(server.addr, plan(&common, 2, None), mix(0xff, &key)).await;
         acked.add(&warm);
-        let server_scripts =
-            |round: u32| -> Box<dyn Fn(usize) -> Box<dyn Script>> { Box::new(mix(round, &key)) };
-        let paired = paired::measure(
-            common.seconds,
-            ROUNDS,
-            paired::Side {
-                addr: ceiling.addr,
-                connections: common.connections,
-                scripts: &ceiling_scripts,
-            },
-            paired::Side {
-                addr: server.addr,
-                connections: common.connections,
-                scripts: &server_scripts,
-            },
+        let server_scripts = |round: u32| -> paired::RoundScripts { Box::new(mix(round, &key)) };
+        let paired = paired_with_ceiling(
+            &common,
+            (&ceiling, &ceiling_scripts),
+            (&server, common.connections, &server_scripts),
         )
         .await;
         acked.add(&paired.server);
@@ -344,21 +348,19 @@ async fn api(common: Common) -> anyhow::Result<()> {
         common.connections
     );
     let ceiling = start_ceiling()?;
-    let ceiling_scripts = |_: u32| -> Box<dyn Fn(usize) -> Box<dyn Script>> {
-        Box::new(|_| Box::new(me::ApiKey::new(HOST, "k")))
-    };
-    load::run(ceiling.addr, plan(&common, 2, None), ceiling_scripts(0)).await;
+    let ceiling_scripts =
+        |_: u32| -> paired::RoundScripts { Box::new(|_| Box::new(me::ApiKey::new(HOST, "k"))) };
     let (db, key) = prepare(&binary, Engine::Postgres).await?;
     let server = start_flexiapi(&binary, &db)?;
     // DIGEST keeps the last 20 challenges per account and client IP (auth/src/digest.rs): the DIGEST run
     // uses at most 16 connections, all of one account from one IP, so none evicts another's nonce.
     // create-admin stores a SHA-256 hash only; MD5 differs only by the hash function.
     let digest_connections = common.connections.min(16);
-    let api_key = |_: u32| -> Box<dyn Fn(usize) -> Box<dyn Script>> {
+    let api_key = |_: u32| -> paired::RoundScripts {
         let key = key.clone();
         Box::new(move |_| Box::new(me::ApiKey::new(HOST, &key)))
     };
-    let digest = |_: u32| -> Box<dyn Fn(usize) -> Box<dyn Script>> {
+    let digest = |_: u32| -> paired::RoundScripts {
         Box::new(|_| {
             Box::new(me::Digest::new(
                 HOST,
@@ -374,7 +376,7 @@ async fn api(common: Common) -> anyhow::Result<()> {
         ("DIGEST SHA-256", digest_connections, &digest),
     ];
     for (name, connections, scripts) in runs {
-        load::run(ceiling.addr, plan(&common, 1, None), ceiling_scripts(0)).await;
+        load::run(ceiling.addr, plan(&common, 2, None), ceiling_scripts(0)).await;
         load::run(
             server.addr,
             Plan {
@@ -385,19 +387,10 @@ async fn api(common: Common) -> anyhow::Result<()> {
         )
         .await;
         // The ceiling always runs on the API key's connections: the same ceiling for both ratios.
-        let paired = paired::measure(
-            common.seconds,
-            ROUNDS,
-            paired::Side {
-                addr: ceiling.addr,
-                connections: common.connections,
-                scripts: &ceiling_scripts,
-            },
-            paired::Side {
-                addr: server.addr,
-                connections,
-                scripts,
-            },
+        let paired = paired_with_ceiling(
+            &common,
+            (&ceiling, &ceiling_scripts),
+            (&server, connections, scripts),
         )
         .await;
         println!(

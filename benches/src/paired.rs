@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use crate::load::{self, Plan, Report, Script};
 
+/// The scripts of one round: connection `i` gets `scripts(i)`.
+pub type RoundScripts = Box<dyn Fn(usize) -> Box<dyn Script>>;
+
 /// Makes the scripts of one round (`round` keeps the ids of different rounds apart).
-pub type Scripts<'a> = &'a dyn Fn(u32) -> Box<dyn Fn(usize) -> Box<dyn Script>>;
+pub type Scripts<'a> = &'a dyn Fn(u32) -> RoundScripts;
 
 /// The figures of a paired measurement at full speed.
 pub struct Paired {
