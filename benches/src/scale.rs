@@ -2,6 +2,7 @@
 //! Measures the ingest rate and its ratio to the ceiling, the sink's rows/s on a backlog, the lag from an
 //! acknowledgement to the row being queryable, and checks every acknowledged event is there exactly once.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -132,7 +133,9 @@ fn start(binary: &Path, command: &str, settings: &[(&str, String)]) -> anyhow::R
 }
 
 /// Posts one call every 100 ms on its own connection while the load runs, and times each from its 200
-/// to the moment ClickHouse returns its row (each probe polled by its own task, every 10 ms).
+/// to the moment ClickHouse returns its row. One poller asks for every outstanding probe in one query every
+/// 20 ms: a poll per probe every few ms was hundreds of queries a second, which kept ClickHouse busy and
+/// slowed the very pipeline being measured.
 async fn probe_lag(
     ingest: SocketAddr,
     key: String,
@@ -140,52 +143,75 @@ async fn probe_lag(
     database: &str,
     until: Instant,
 ) -> anyhow::Result<Histogram<u64>> {
-    let mut connection = Connection::open(ingest).await?;
-    let mut bytes = Vec::new();
-    let mut polls = Vec::new();
-    let mut n = 0u64;
-    while Instant::now() < until {
-        n += 1;
-        let id = format!("f{n:063x}");
-        let body = format!(
-            r#"{{"conference_id":null,"devices":{{}},"ended_at":null,"from":"probe@{DOMAIN}","id":"{id}","initiated_at":"2026-08-20T10:00:00Z","sip_call_id":"p{n}","to":"mike@{DOMAIN}"}}"#
-        );
-        request(
-            "POST",
-            HOST,
-            "/api/stats/calls",
-            &format!("x-api-key: {key}\r\n"),
-            &body,
-            &mut bytes,
-        );
-        let status = connection.exchange(&bytes).await?.status;
-        let acked = Instant::now();
-        if status != 200 {
-            bail!("probe call answered {status}");
-        }
-        let mut db = ClickHouse::open(clickhouse, database).await?;
-        polls.push(tokio::spawn(async move {
-            let deadline = acked + Duration::from_secs(60);
-            loop {
-                if db
-                    .number(&format!("SELECT count() FROM calls WHERE id = '{id}'"))
-                    .await?
-                    > 0
-                {
-                    return Ok::<_, anyhow::Error>(acked.elapsed());
-                }
-                if Instant::now() > deadline {
-                    bail!("probe call {id} not queryable after 60 s");
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
+    let (probes, mut posted) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    let poster = tokio::spawn(async move {
+        let mut connection = Connection::open(ingest).await?;
+        let mut bytes = Vec::new();
+        let mut n = 0u64;
+        while Instant::now() < until {
+            n += 1;
+            let id = format!("f{n:063x}");
+            let body = format!(
+                r#"{{"conference_id":null,"devices":{{}},"ended_at":null,"from":"probe@{DOMAIN}","id":"{id}","initiated_at":"2026-08-20T10:00:00Z","sip_call_id":"p{n}","to":"mike@{DOMAIN}"}}"#
+            );
+            request(
+                "POST",
+                HOST,
+                "/api/stats/calls",
+                &format!("x-api-key: {key}\r\n"),
+                &body,
+                &mut bytes,
+            );
+            let status = connection.exchange(&bytes).await?.status;
+            let acked = Instant::now();
+            if status != 200 {
+                bail!("probe call answered {status}");
             }
-        }));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            let _ = probes.send((id, acked));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok::<_, anyhow::Error>(())
+    });
+    let mut db = ClickHouse::open(clickhouse, database).await?;
     let mut lag = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
-    for poll in polls {
-        lag.record(poll.await??.as_micros() as u64)?;
+    let mut outstanding: HashMap<String, Instant> = HashMap::new();
+    let mut posting = true;
+    while posting || !outstanding.is_empty() {
+        loop {
+            match posted.try_recv() {
+                Ok((id, acked)) => {
+                    outstanding.insert(id, acked);
+                }
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                    posting = false;
+                    break;
+                }
+            }
+        }
+        if !outstanding.is_empty() {
+            let ids: Vec<String> = outstanding.keys().map(|id| format!("'{id}'")).collect();
+            let found = db
+                .query(&format!(
+                    "SELECT id FROM calls WHERE id IN ({})",
+                    ids.join(",")
+                ))
+                .await?;
+            let now = Instant::now();
+            for id in found.lines() {
+                if let Some(acked) = outstanding.remove(id.trim()) {
+                    lag.record((now - acked).as_micros() as u64)?;
+                }
+            }
+            if let Some(oldest) = outstanding.values().min() {
+                if oldest.elapsed() > Duration::from_secs(60) {
+                    bail!("{} probe calls not queryable after 60 s", outstanding.len());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    poster.await??;
     Ok(lag)
 }
 

@@ -4,6 +4,7 @@
 //! (`FLEXIAPI_SINK_BATCH_MS`, counted from the batch's first event) → turn them into rows per table
 //! ([`crate::clickhouse::rows`]) → insert every table in RowBinary (`async_insert=0` where the server knows
 //! the setting, so an accepted insert is written) → only then commit the offsets that follow the batch.
+//! Consuming and inserting overlap: a writer task inserts one batch while the next one is filled.
 //!
 //! Failures: an insert that fails is retried with exponential back-off from the rows the sink kept (it does
 //! not use the crate's `Inserter`, which drops its buffer on error); nothing is committed before every table
@@ -16,6 +17,7 @@ pub mod metrics;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clickhouse::{Client, Row};
@@ -25,6 +27,7 @@ use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 use crate::clickhouse::rows::{Position, Rows};
 use crate::clickhouse::{self as ch, backend};
@@ -74,13 +77,27 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "3000")
         .set("statistics.interval.ms", "5000")
-        .set("fetch.wait.max.ms", "50")
+        // Fewer, fuller fetches once caught up: a broker answers a fetch as soon as it holds `min.bytes`, so
+        // with the default of 1 byte a sink that keeps up asks again for every few events (Tansu spent a core
+        // on those). The wait bounds the lag this adds.
+        .set("fetch.min.bytes", "262144")
+        .set("fetch.wait.max.ms", "100")
         .create_with_context(SinkContext)
         .map_err(|e| IngestError::Setup(format!("kafka consumer: {e}")))?;
     consumer
         .subscribe(&[&config.kafka_topic])
         .map_err(|e| IngestError::Setup(format!("kafka subscribe: {e}")))?;
     tracing::info!(topic = %config.kafka_topic, group = %config.kafka_group, "sink consuming");
+    let consumer = Arc::new(consumer);
+    // Pipelined: the writer inserts one batch while the loop below consumes the next. The channel holds one
+    // batch, so at most three are in memory (being inserted, queued, being filled).
+    let (batches, queued) = mpsc::channel::<Batch>(1);
+    let mut writing = tokio::spawn(write_batches(
+        writer,
+        consumer.clone(),
+        config.kafka_topic.clone(),
+        queued,
+    ));
     let batch_max = config.scale.sink_batch_max;
     let batch_time = config.scale.sink_batch_time;
     tokio::pin!(shutdown);
@@ -103,28 +120,49 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
         if batch.offsets.is_empty() {
             continue;
         }
-        // Stopping while ClickHouse is down: leave without committing (the batch is replayed at the next start).
-        let written = if stopping {
-            tokio::time::timeout(
-                Duration::from_secs(30),
-                writer.write_until_done(&batch.rows),
-            )
-            .await
-            .ok()
+        // Waits while the writer is busy with the batch before (back-pressure on consumption).
+        let sent = if stopping {
+            batches.send(batch).await.is_ok()
         } else {
             tokio::select! {
-                result = writer.write_until_done(&batch.rows) => Some(result),
-                _ = &mut shutdown => None,
+                sent = batches.send(batch) => sent.is_ok(),
+                // Dropped uncommitted: replayed at the next start.
+                _ = &mut shutdown => { stopping = true; true }
             }
         };
-        let Some(written) = written else {
-            tracing::warn!("stopping before the batch was written; it will be replayed");
+        if !sent {
+            // The writer ended on its own: only an error ends it.
+            break;
+        }
+    }
+    drop(batches);
+    // What was handed over is written and committed; while ClickHouse is down, leave without committing
+    // (those batches are replayed at the next start).
+    match tokio::time::timeout(Duration::from_secs(30), &mut writing).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(e)) => return Err(IngestError::Backend(format!("sink writer task: {e}"))),
+        Err(_) => {
+            writing.abort();
+            tracing::warn!("stopping before the last batches were written; they will be replayed");
             return Ok(());
-        };
-        written?;
-        commit(&consumer, &config.kafka_topic, &batch.offsets);
+        }
     }
     tracing::info!("sink stopped");
+    Ok(())
+}
+
+/// Writes the batches in the order they were consumed and commits each one's offsets once ClickHouse took
+/// all its rows.
+async fn write_batches(
+    writer: Writer,
+    consumer: Arc<StreamConsumer<SinkContext>>,
+    topic: String,
+    mut queued: mpsc::Receiver<Batch>,
+) -> Result<(), IngestError> {
+    while let Some(batch) = queued.recv().await {
+        writer.write_until_done(&batch.rows).await?;
+        commit(&consumer, &topic, &batch.offsets);
+    }
     Ok(())
 }
 
