@@ -118,6 +118,7 @@ async fn drive(
     mut script: Box<dyn Script>,
     deadline: Instant,
     interval: Option<Duration>,
+    phase: Duration,
 ) -> Outcome {
     let mut outcome = Outcome {
         ok: 0,
@@ -135,7 +136,7 @@ async fn drive(
         }
     };
     let mut request = Vec::with_capacity(2048);
-    let mut due = Instant::now();
+    let mut due = Instant::now() + phase;
     loop {
         let started = match interval {
             Some(interval) => {
@@ -194,8 +195,17 @@ pub async fn run(
     let interval = plan
         .rate
         .map(|rate| Duration::from_secs_f64(plan.connections as f64 / rate));
+    // Open loop: connection i starts i/n of an interval late, so that requests arrive evenly spread at the
+    // aggregate rate. Started in phase, every connection would fire at the same instants: bursts of n requests
+    // per interval, whose queueing the latency would then measure.
+    let connections = plan.connections.max(1) as u32;
     let tasks: Vec<_> = (0..plan.connections)
-        .map(|i| tokio::spawn(drive(addr, script(i), deadline, interval)))
+        .map(|i| {
+            let phase = interval.map_or(Duration::ZERO, |interval| {
+                interval * i as u32 / connections
+            });
+            tokio::spawn(drive(addr, script(i), deadline, interval, phase))
+        })
         .collect();
     let mut report = Report {
         ok: 0,
