@@ -201,9 +201,8 @@ pub async fn run(
     let connections = plan.connections.max(1) as u32;
     let tasks: Vec<_> = (0..plan.connections)
         .map(|i| {
-            let phase = interval.map_or(Duration::ZERO, |interval| {
-                interval * i as u32 / connections
-            });
+            let phase =
+                interval.map_or(Duration::ZERO, |interval| interval * i as u32 / connections);
             tokio::spawn(drive(addr, script(i), deadline, interval, phase))
         })
         .collect();
