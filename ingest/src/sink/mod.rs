@@ -37,6 +37,9 @@ use crate::kafka;
 
 /// Longest pause between two insert attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a stopping sink keeps writing the batches it holds (under the 10 s a container runtime gives
+/// by default before SIGKILL); what is still unwritten then is replayed at the next start.
+const STOP_GRACE: Duration = Duration::from_secs(8);
 
 /// Publishes the consumer lag librdkafka reports in its statistics.
 struct SinkContext;
@@ -77,9 +80,8 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "3000")
         .set("statistics.interval.ms", "5000")
-        // Fewer, fuller fetches once caught up: a broker answers a fetch as soon as it holds `min.bytes`, so
-        // with the default of 1 byte a sink that keeps up asks again for every few events (Tansu spent a core
-        // on those). The wait bounds the lag this adds.
+        // Fewer, fuller fetches once caught up: a broker may hold a fetch until it has `min.bytes` (with the
+        // default of 1 byte a sink that keeps up asks again for every few events); the wait bounds the lag.
         .set("fetch.min.bytes", "262144")
         .set("fetch.wait.max.ms", "100")
         .create_with_context(SinkContext)
@@ -122,7 +124,12 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
         }
         // Waits while the writer is busy with the batch before (back-pressure on consumption).
         let sent = if stopping {
-            batches.send(batch).await.is_ok()
+            // Never wait for room here: a writer retrying against a ClickHouse that is down would hold the
+            // stop forever. A batch left behind is not committed and is replayed at the next start.
+            match batches.try_send(batch) {
+                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => true,
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
         } else {
             tokio::select! {
                 sent = batches.send(batch) => sent.is_ok(),
@@ -138,7 +145,7 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
     drop(batches);
     // What was handed over is written and committed; while ClickHouse is down, leave without committing
     // (those batches are replayed at the next start).
-    match tokio::time::timeout(Duration::from_secs(30), &mut writing).await {
+    match tokio::time::timeout(STOP_GRACE, &mut writing).await {
         Ok(Ok(result)) => result?,
         Ok(Err(e)) => return Err(IngestError::Backend(format!("sink writer task: {e}"))),
         Err(_) => {
