@@ -200,7 +200,6 @@ struct Batch {
     /// Highest offset seen per partition.
     offsets: HashMap<i32, i64>,
     events: usize,
-    first_acked_us: Option<i64>,
 }
 
 impl Batch {
@@ -225,13 +224,7 @@ impl Batch {
         *entry = (*entry).max(at.offset);
         self.events += 1;
         match message.payload().map(serde_json::from_slice::<Envelope>) {
-            Some(Ok(envelope)) => {
-                self.first_acked_us = Some(
-                    self.first_acked_us
-                        .map_or(envelope.acked_at_us, |t| t.min(envelope.acked_at_us)),
-                );
-                self.rows.push(&envelope, at);
-            }
+            Some(Ok(envelope)) => self.rows.push(&envelope, at),
             other => {
                 metrics::invalid_event();
                 tracing::error!(
