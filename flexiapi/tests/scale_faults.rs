@@ -337,17 +337,38 @@ async fn sink_killed_mid_batch_and_restarted_loses_and_duplicates_nothing() {
             batch writes to S3 (seen: offset 55 reserved, 55.batch never written, the produce acknowledged); \
             run it with --ignored, it fails only on such a broker-side loss"]
 async fn broker_restart_under_load_loses_and_duplicates_nothing() {
+    broker_restart_under_load("restart").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "Tansu 0.6 on S3 also loses an acknowledged record across SIGKILL (seen: a call's device update \
+            acknowledged to the ingest, absent from the partition's S3 batches between the call's previous and \
+            next events); run it with --ignored against a broker that keeps what it acknowledges"]
+async fn broker_killed_under_load_and_restarted_loses_and_duplicates_nothing() {
+    broker_restart_under_load("kill").await;
+}
+
+/// Restarts the broker (`tansu-restart.sh <how>`) while the ingest acknowledges, then checks every
+/// acknowledged event is in ClickHouse exactly once.
+async fn broker_restart_under_load(how: &str) {
     let _serial = SERIAL.lock().await;
     let restart = service("FLEXIAPI_TEST_TANSU_RESTART_CMD");
     let scale = Scale::new(&[]);
     let ch = scale.clickhouse();
     let (ingest, _sink) = start_pipeline(&scale).await;
-    let load = Load::start(&ingest.base, &scale.key, "brokerrestart", 4, Duration::ZERO);
+    let load = Load::start(
+        &ingest.base,
+        &scale.key,
+        &format!("broker{how}"),
+        4,
+        Duration::ZERO,
+    );
     load.wait_more(40).await;
     let status = Command::new(&restart)
+        .arg(how)
         .status()
         .expect("run FLEXIAPI_TEST_TANSU_RESTART_CMD");
-    assert!(status.success(), "{restart} failed");
+    assert!(status.success(), "{restart} {how} failed");
     // The ingest acknowledges again after the restart.
     load.wait_more(40).await;
     let ledger = load.finish().await;
