@@ -11,13 +11,14 @@
 //! That is the guarantee of `synchronous=FULL` (the WAL synced after every commit before anyone hears of
 //! it) without holding the writer for the fsync. WAL frames are appended in commit order, so a sync covers
 //! every commit made before it. Checkpoints run on a third thread (PASSIVE: they never block the writer),
-//! not inline in the commit that crosses SQLite's auto-checkpoint threshold.
+//! not inline in the commit that crosses SQLite's auto-checkpoint threshold; that thread runs at idle
+//! priority, so its bursts of page copies take only the time the request and writer threads leave.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{Datelike, NaiveDateTime, Timelike};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
@@ -42,8 +43,15 @@ pub type Durable = oneshot::Receiver<Result<(), IngestError>>;
 /// batch's durability — or why it was rolled back.
 type BatchResult = (Vec<Event>, Result<(Vec<Outcome>, Durable), IngestError>);
 
-/// Pause between two background checkpoints: each one copies the pages of many commits at once.
-const CHECKPOINT_PAUSE: Duration = Duration::from_millis(50);
+/// Pause between two background checkpoints: each one copies the pages of many commits at once, and the
+/// fewer there are, the fewer times a page rewritten by every commit is copied (and the fewer database fsyncs
+/// hold up the WAL fsyncs that replies wait for).
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(500);
+/// Extra back-to-back checkpoints the checkpoint thread runs when the WAL is past [`WAL_RESTART_FRAMES`].
+const CATCH_UP_PASSES: usize = 3;
+/// When the (idle-priority) checkpoint thread has not reported for this long, the writer checkpoints itself.
+/// (At 20 000 events/s, about 2 s of commits is 30 000 frames, 120 MiB of WAL.)
+const CHECKPOINTER_STARVED: Duration = Duration::from_secs(2);
 /// Under steady writes a background checkpoint never catches up with the last commit, so SQLite never
 /// starts the WAL over. Past this length (16 MiB) the writer checkpoints the few frames left itself, between
 /// two batches, and its next transaction starts the WAL from the beginning.
@@ -86,23 +94,26 @@ impl Writer {
                 .map_err(|e| IngestError::Setup(format!("cannot start the {name} thread: {e}")))
         };
         let (pokes, poked) = mpsc::sync_channel(1);
-        let wal_frames = Arc::new(AtomicI64::new(0));
-        let seen = wal_frames.clone();
+        let wal = Arc::new(WalLength::new());
+        let seen = wal.clone();
         let checkpointer = start(
             "stats-checkpoint",
-            Box::new(move || checkpoint_loop(checkpoints, poked, &seen)),
+            Box::new(move || {
+                lower_priority();
+                checkpoint_loop(checkpoints, poked, &seen)
+            }),
         )?;
         let (syncs, sync_jobs) = mpsc::channel();
-        let wal = wal_path(path);
+        let wal_file = wal_path(path);
         let syncer = start(
             "stats-sync",
-            Box::new(move || sync_loop(&wal, sync_jobs, pokes)),
+            Box::new(move || sync_loop(&wal_file, sync_jobs, pokes)),
         )?;
         let (jobs, receiver) = mpsc::channel();
         let thread = start(
             "stats-writer",
             Box::new(move || {
-                run(conn, receiver, syncs, &wal_frames);
+                run(conn, receiver, syncs, &wal);
                 // The senders are gone: the sync thread answers what it holds, then the checkpointer ends.
                 let _ = syncer.join();
                 let _ = checkpointer.join();
@@ -178,17 +189,74 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// The WAL's length as the last checkpoint saw it, and when that was.
+struct WalLength {
+    frames: AtomicI64,
+    /// Milliseconds from `origin` to the last report.
+    reported_ms: AtomicU64,
+    origin: Instant,
+}
+
+impl WalLength {
+    fn new() -> WalLength {
+        WalLength {
+            frames: AtomicI64::new(0),
+            reported_ms: AtomicU64::new(0),
+            origin: Instant::now(),
+        }
+    }
+
+    /// Records the length a checkpoint returned.
+    fn report(&self, frames: i64) {
+        self.frames.store(frames, Ordering::Relaxed);
+        let now = self.origin.elapsed().as_millis() as u64;
+        self.reported_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Whether the writer should checkpoint before its next transaction: the WAL is past
+    /// [`WAL_RESTART_FRAMES`], or the checkpoint thread has not reported for [`CHECKPOINTER_STARVED`] (it
+    /// runs at idle priority: on a saturated core it may not run, and the WAL must not grow without bound).
+    fn restart_due(&self) -> bool {
+        // Saturating: the checkpoint thread may report between the two reads.
+        let since = (self.origin.elapsed().as_millis() as u64)
+            .saturating_sub(self.reported_ms.load(Ordering::Relaxed));
+        self.frames.load(Ordering::Relaxed) > WAL_RESTART_FRAMES
+            || Duration::from_millis(since) > CHECKPOINTER_STARVED
+    }
+}
+
+/// Runs the calling thread at idle priority (Linux `SCHED_IDLE`): the checkpoint thread copies pages in long
+/// bursts, which would otherwise take the core from the threads that answer requests. Logged, not fatal, when
+/// refused.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::unix::{
+            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+            ThreadSchedulePolicy,
+        };
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        if let Err(error) = set_thread_priority_and_policy(
+            thread_native_id(),
+            thread_priority::ThreadPriority::Min,
+            idle,
+        ) {
+            tracing::debug!(?error, "the checkpoint thread keeps its priority");
+        }
+    }
+}
+
 fn run(
     mut conn: Connection,
     jobs: mpsc::Receiver<Job>,
     syncs: mpsc::Sender<oneshot::Sender<Result<(), IngestError>>>,
-    wal_frames: &AtomicI64,
+    wal: &WalLength,
 ) {
     while let Ok(job) = jobs.recv() {
-        if wal_frames.load(Ordering::Relaxed) > WAL_RESTART_FRAMES {
+        if wal.restart_due() {
             // No other writer: this checkpoint completes, so the next transaction starts the WAL over.
-            wal_frames.store(0, Ordering::Relaxed);
             checkpoint(&conn, "PASSIVE");
+            wal.report(0);
         }
         match job {
             Job::Batch { events, now, done } => {
@@ -249,11 +317,23 @@ fn sync_loop(
 }
 
 /// Checkpoints the WAL in the background after commits, at most every [`CHECKPOINT_PAUSE`].
-/// Publishes the WAL's length in `wal_frames` for the writer.
-fn checkpoint_loop(conn: Connection, poked: mpsc::Receiver<()>, wal_frames: &AtomicI64) {
+/// Publishes the WAL's length in `wal` for the writer.
+fn checkpoint_loop(conn: Connection, poked: mpsc::Receiver<()>, wal: &WalLength) {
     while poked.recv().is_ok() {
-        if let Some(frames) = checkpoint(&conn, "PASSIVE") {
-            wal_frames.store(frames, Ordering::Relaxed);
+        let mut pass = checkpoint(&conn, "PASSIVE");
+        // When the writer is about to start the WAL over, pass again at once: each pass copies only what was
+        // committed during the previous one, so the writer's own checkpoint (which holds up its next batch)
+        // finds a few frames left, or none.
+        for _ in 0..CATCH_UP_PASSES {
+            match pass {
+                Some((frames, copied)) if frames > WAL_RESTART_FRAMES && copied < frames => {
+                    pass = checkpoint(&conn, "PASSIVE");
+                }
+                _ => break,
+            }
+        }
+        if let Some((frames, _)) = pass {
+            wal.report(frames);
         }
         std::thread::sleep(CHECKPOINT_PAUSE);
     }
@@ -264,10 +344,11 @@ fn checkpoint_loop(conn: Connection, poked: mpsc::Receiver<()>, wal_frames: &Ato
     }
 }
 
-/// Runs one checkpoint; returns the WAL's length in frames, or None when it failed (logged).
-fn checkpoint(conn: &Connection, mode: &str) -> Option<i64> {
+/// Runs one checkpoint; returns the WAL's length and how many of its frames are now in the database, or None
+/// when it failed (logged).
+fn checkpoint(conn: &Connection, mode: &str) -> Option<(i64, i64)> {
     match conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
-        row.get::<_, i64>(1)
+        Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
     }) {
         Ok(frames) => Some(frames),
         Err(error) => {
@@ -890,8 +971,8 @@ mod tests {
         assert!(before < 100_000, "{before} bytes before any checkpoint");
         let (pokes, poked) = mpsc::sync_channel(1);
         let checkpoints = connect(&path).unwrap();
-        let frames = Arc::new(AtomicI64::new(0));
-        let seen = frames.clone();
+        let wal = Arc::new(WalLength::new());
+        let seen = wal.clone();
         let checkpointer = std::thread::spawn(move || checkpoint_loop(checkpoints, poked, &seen));
         pokes.send(()).unwrap();
         // A poke is enough (the thread is not stopping): 2 000 rows of 1 000 characters soon live in the
@@ -900,14 +981,54 @@ mod tests {
         let after = size();
         assert!(after > 2_000_000, "{after} bytes after the checkpoint");
         // The writer learns the WAL's length from this thread (it starts the WAL over past a bound).
-        wait_until(|| frames.load(Ordering::Relaxed) > 0);
-        assert!(frames.load(Ordering::Relaxed) > 500);
+        wait_until(|| wal.frames.load(Ordering::Relaxed) > 0);
+        assert!(wal.frames.load(Ordering::Relaxed) > 500);
         drop(pokes);
         checkpointer.join().unwrap();
         let count: i64 = conn
             .query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))
             .unwrap();
         assert_eq!(count, 2000);
+    }
+
+    #[test]
+    fn the_writer_restarts_the_wal_when_long_or_when_the_checkpointer_is_starved() {
+        let wal = WalLength::new();
+        assert!(!wal.restart_due(), "a new WAL");
+        wal.report(WAL_RESTART_FRAMES);
+        assert!(!wal.restart_due(), "at the bound, not past it");
+        wal.report(WAL_RESTART_FRAMES + 1);
+        assert!(wal.restart_due(), "past the bound");
+        wal.report(0);
+        assert!(!wal.restart_due(), "just started over");
+        // No report for longer than the checkpoint thread may stay silent: the writer checkpoints itself.
+        let silent = WalLength {
+            origin: Instant::now() - CHECKPOINTER_STARVED - Duration::from_millis(100),
+            ..WalLength::new()
+        };
+        assert!(silent.restart_due(), "starved checkpointer");
+        silent.report(10);
+        assert!(!silent.restart_due(), "it reported again");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_checkpoint_thread_yields_the_core_to_the_others() {
+        use thread_priority::unix::{
+            thread_schedule_policy, NormalThreadSchedulePolicy, ThreadSchedulePolicy,
+        };
+        let policy = std::thread::spawn(|| {
+            lower_priority();
+            thread_schedule_policy().unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            policy,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
+        );
+        // Only the thread that asked: the caller keeps its policy.
+        assert_ne!(thread_schedule_policy().unwrap(), policy);
     }
 
     #[tokio::test]
