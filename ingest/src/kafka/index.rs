@@ -363,7 +363,7 @@ fn device_json(call_id: &str, d: &CallDevice, forked: bool) -> Value {
         "device_id": d.device_id,
         "rang_at": optional(d.rang_at),
         "invite_terminated_at": d.terminated_at.and_then(|t| DateTime::from_timestamp(t, 0))
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
+            .map(|t| flexiapi_core::time::plain(&t.naive_utc())),
         "invite_terminated_state": d.terminated_state,
         "created_at": stamp(d.created_us / 1_000_000),
         "updated_at": stamp(d.updated_us / 1_000_000),

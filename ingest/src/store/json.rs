@@ -28,7 +28,7 @@ impl CallDeviceRow {
             "rang_at": laravel_json(self.rang_at.as_ref()),
             "invite_terminated_at": self
                 .invite_terminated_at
-                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
+                .map(|t| flexiapi_core::time::plain(&t)),
             "invite_terminated_state": self.invite_terminated_state,
             "created_at": laravel(&self.created_at),
             "updated_at": laravel(&self.updated_at),

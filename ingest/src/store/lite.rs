@@ -2,9 +2,11 @@
 //! through `rusqlite`, with cached prepared statements.
 //!
 //! sqlx-sqlite sends every statement to its worker thread and waits for the answer — several thread
-//! handoffs per event, which dominated the cost of a write. Here a whole batch costs one handoff. The SQL,
+//! handoffs per event, which dominated the cost of a write. Here a whole batch costs one handoff. The
 //! outcomes and stored text are those of the PostgreSQL write side in [`super::sql`] (timestamps in the
-//! `%F %T%.f` text sqlx-sqlite writes, so the sqlx read side parses them), and reads stay on sqlx.
+//! `%F %T%.f` text sqlx-sqlite writes, so the sqlx read side parses them), and reads stay on sqlx. The SQL
+//! differs where a statement is cheaper here: a device update finds its parent, its row and whether it was
+//! forked in one lookup, and a batch looks for waiting updates only when the pending table has any.
 //!
 //! Durability is pipelined. The writer commits with `synchronous=NORMAL` (no fsync) and goes on with the
 //! next batch, while a sync thread fsyncs the WAL file and only then lets the batch's requests be answered.
@@ -358,10 +360,14 @@ fn checkpoint(conn: &Connection, mode: &str) -> Option<(i64, i64)> {
     }
 }
 
-/// The current time of a batch, with its stored text formatted once.
+/// The current time of a batch, with its stored text formatted once, and what the batch knows of the
+/// pending updates.
 struct Now {
     at: NaiveDateTime,
     text: Stamp,
+    /// False when no update is waiting for its parent: a create then skips looking for its own (updates come
+    /// before their POST only from old Flexisip versions, so the table is almost always empty).
+    pending: std::cell::Cell<bool>,
 }
 
 fn transaction(
@@ -369,13 +375,17 @@ fn transaction(
     events: &[Event],
     now: NaiveDateTime,
 ) -> rusqlite::Result<Vec<Outcome>> {
-    let now = Now {
-        at: now,
-        text: stamp(now),
-    };
     // IMMEDIATE takes the write lock up front: a deferred transaction that reads first and then writes fails
     // at once with SQLITE_BUSY (no busy wait) when another connection wrote in between.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let pending = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM statistics_pending_updates)")?
+        .query_row([], |row| row.get(0))?;
+    let now = Now {
+        at: now,
+        text: stamp(now),
+        pending: std::cell::Cell::new(pending),
+    };
     let mut outcomes = Vec::with_capacity(events.len());
     for event in events {
         outcomes.push(apply(&tx, event, &now)?);
@@ -511,19 +521,18 @@ fn apply_update(
             device_id,
             response,
         } => {
-            if !exists(
-                conn,
-                "SELECT 1 FROM statistics_messages WHERE id = ?1",
-                params![message_id],
-            )? {
-                None
-            } else {
-                let existing: Option<(i64, NaiveDateTime)> = conn.prepare_cached(
-                    "SELECT id, created_at FROM statistics_message_devices WHERE message_id = ?1 AND to_username = ?2 AND to_domain = ?3 AND device_id = ?4")?
-                    .query_row(params![message_id, to.username, to.domain, device_id], |row| {
-                        Ok((row.get(0)?, row.get::<_, Stored>(1)?.0))
+            // One lookup for the message and its device row: no row, no message; NULLs, no device row yet.
+            let found: Option<Option<(i64, NaiveDateTime)>> = conn.prepare_cached(
+                "SELECT d.id, d.created_at FROM statistics_messages m LEFT JOIN statistics_message_devices d \
+                 ON d.message_id = m.id AND d.to_username = ?2 AND d.to_domain = ?3 AND d.device_id = ?4 WHERE m.id = ?1")?
+                .query_row(params![message_id, to.username, to.domain, device_id], |row| {
+                    Ok(match row.get::<_, Option<i64>>(0)? {
+                        Some(id) => Some((id, row.get::<_, Stored>(1)?.0)),
+                        None => None,
                     })
-                    .optional()?;
+                })
+                .optional()?;
+            if let Some(existing) = found {
                 let received_at = naive(response.received_at);
                 let (id, created_at, created) = match existing {
                     Some((id, created_at)) => {
@@ -557,6 +566,8 @@ fn apply_update(
                     created,
                     row: row.to_json(),
                 })
+            } else {
+                None
             }
         }
         Event::CallDeviceUpdated {
@@ -565,18 +576,21 @@ fn apply_update(
             rang_at,
             invite_terminated,
         } => {
-            if !exists(
-                conn,
-                "SELECT 1 FROM statistics_calls WHERE id = ?1",
-                params![call_id],
-            )? {
-                None
-            } else {
-                let existing: Option<CallDeviceRow> = conn.prepare_cached(
-                    "SELECT id, call_id, device_id, rang_at, invite_terminated_at, invite_terminated_state, created_at, updated_at \
-                     FROM statistics_call_devices WHERE call_id = ?1 AND device_id = ?2")?
-                    .query_row(params![call_id, device_id], call_device_row)
-                    .optional()?;
+            // One lookup for the call, its device row and whether the POST forked to that device: no row, no
+            // call; a NULL id, no device row yet.
+            let found: Option<(Option<CallDeviceRow>, bool)> = conn.prepare_cached(
+                "SELECT d.id, d.call_id, d.device_id, d.rang_at, d.invite_terminated_at, d.invite_terminated_state, d.created_at, d.updated_at, \
+                 EXISTS (SELECT 1 FROM statistics_call_forked_devices f WHERE f.call_id = c.id AND f.device_id = ?2) \
+                 FROM statistics_calls c LEFT JOIN statistics_call_devices d ON d.call_id = c.id AND d.device_id = ?2 WHERE c.id = ?1")?
+                .query_row(params![call_id, device_id], |row| {
+                    let device = match row.get::<_, Option<i64>>(0)? {
+                        Some(_) => Some(call_device_row(row)?),
+                        None => None,
+                    };
+                    Ok((device, row.get(8)?))
+                })
+                .optional()?;
+            if let Some((existing, forked)) = found {
                 // Only the fields sent change the row (a later rang-only PATCH keeps the termination).
                 let rang = rang_at.map(naive);
                 let term_at = invite_terminated.as_ref().map(|t| naive(t.at));
@@ -618,13 +632,12 @@ fn apply_update(
                         (row, true)
                     }
                 };
-                let forked = exists(conn,
-                    "SELECT 1 FROM statistics_call_forked_devices WHERE call_id = ?1 AND device_id = ?2",
-                    params![call_id, device_id])?;
                 Some(Outcome::Upserted {
                     created,
                     row: row.to_json(forked),
                 })
+            } else {
+                None
             }
         }
         Event::CallEnded { call_id, ended_at } => {
@@ -664,6 +677,7 @@ fn apply_update(
             let text = serde_json::to_string(event).expect("events serialise");
             conn.prepare_cached("INSERT INTO statistics_pending_updates (entity_id, event, created_at) VALUES (?1, ?2, ?3)")?
                 .execute(params![key, text, now.text])?;
+            now.pending.set(true);
             metrics::counter!(crate::metrics::PENDING_KEPT, "kind" => kind(event)).increment(1);
         }
     }
@@ -675,6 +689,9 @@ fn apply_update(
 
 /// Applies, in arrival order, the updates that were waiting for `key`'s parent.
 fn apply_pending(conn: &Connection, key: &str, now: &Now) -> rusqlite::Result<()> {
+    if !now.pending.get() {
+        return Ok(());
+    }
     let waiting: Vec<(i64, String)> = conn
         .prepare_cached(
             "SELECT id, event FROM statistics_pending_updates WHERE entity_id = ?1 ORDER BY id",
@@ -696,10 +713,6 @@ fn apply_pending(conn: &Connection, key: &str, now: &Now) -> rusqlite::Result<()
     conn.prepare_cached("DELETE FROM statistics_pending_updates WHERE entity_id = ?1")?
         .execute(params![key])?;
     Ok(())
-}
-
-fn exists(conn: &Connection, sql: &str, params: &[&dyn ToSql]) -> rusqlite::Result<bool> {
-    conn.prepare_cached(sql)?.exists(params)
 }
 
 /// A call with every device, or None (the read side's query for one call).
