@@ -22,7 +22,7 @@ pub fn plain(timestamp: &NaiveDateTime) -> String {
 /// Writes `timestamp` over the digits of `template` (`YYYY-MM-DD?HH:MM:SS`, then optionally `.ffffffZ`):
 /// every reply row has a few timestamps, and chrono parses its format string on each call. None for a year
 /// outside 0–9999 or a leap second, which chrono's formatter writes.
-fn fixed<const N: usize>(timestamp: &NaiveDateTime, mut template: [u8; N]) -> Option<String> {
+pub fn digits<const N: usize>(timestamp: &NaiveDateTime, mut template: [u8; N]) -> Option<[u8; N]> {
     let nanos = timestamp.nanosecond();
     if !(0..=9999).contains(&timestamp.year()) || nanos >= 1_000_000_000 {
         return None;
@@ -42,7 +42,12 @@ fn fixed<const N: usize>(timestamp: &NaiveDateTime, mut template: [u8; N]) -> Op
     if N > 19 {
         put(20, 6, nanos / 1_000);
     }
-    String::from_utf8(template.to_vec()).ok()
+    Some(template)
+}
+
+/// [`digits`] as a string.
+fn fixed<const N: usize>(timestamp: &NaiveDateTime, template: [u8; N]) -> Option<String> {
+    digits(timestamp, template).and_then(|text| String::from_utf8(text.to_vec()).ok())
 }
 
 /// Formats an optional timestamp as a JSON value (`null` when absent).

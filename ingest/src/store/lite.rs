@@ -22,7 +22,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use chrono::{Datelike, NaiveDateTime, Timelike};
+use chrono::{NaiveDateTime, Timelike};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, ToSql, TransactionBehavior};
 use serde_json::Value;
@@ -815,23 +815,11 @@ enum Stamp {
 }
 
 fn stamp(at: NaiveDateTime) -> Stamp {
-    if at.nanosecond() != 0 || !(0..=9999).contains(&at.year()) {
+    if at.nanosecond() != 0 {
         return Stamp::Other(at);
     }
-    let mut text = *b"0000-00-00 00:00:00";
-    let mut put = |start: usize, width: usize, mut value: u32| {
-        for i in (start..start + width).rev() {
-            text[i] = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
-    };
-    put(0, 4, at.year() as u32);
-    put(5, 2, at.month());
-    put(8, 2, at.day());
-    put(11, 2, at.hour());
-    put(14, 2, at.minute());
-    put(17, 2, at.second());
-    Stamp::Seconds(text)
+    flexiapi_core::time::digits(&at, *b"0000-00-00 00:00:00")
+        .map_or(Stamp::Other(at), Stamp::Seconds)
 }
 
 impl ToSql for Stamp {
