@@ -2,7 +2,7 @@
 //! returns that uncast column).
 
 use chrono::NaiveDateTime;
-use flexiapi_core::time::{laravel, laravel_json};
+use flexiapi_core::time::{laravel, laravel_json, plain};
 use serde_json::{json, Map, Value};
 
 /// A `statistics_call_devices` row (or a forked device that never reported: `id` None).
@@ -28,7 +28,7 @@ impl CallDeviceRow {
             "rang_at": laravel_json(self.rang_at.as_ref()),
             "invite_terminated_at": self
                 .invite_terminated_at
-                .map(|t| flexiapi_core::time::plain(&t)),
+                .map(|t| plain(&t)),
             "invite_terminated_state": self.invite_terminated_state,
             "created_at": laravel(&self.created_at),
             "updated_at": laravel(&self.updated_at),
