@@ -6,10 +6,11 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::NaiveDateTime;
+use flexiapi_core::cache::TtlCache;
 use flexiapi_core::model::Account;
 use flexiapi_core::{time, with_db, Db};
 use rand::distributions::Alphanumeric;
@@ -114,11 +115,13 @@ fn normalize(ip: IpAddr) -> IpAddr {
 /// `api_keys` columns a lookup reads: id, account_id, ip, last_used_at, expires_after_last_used_minutes.
 type KeyRow = (i64, i64, Option<String>, NaiveDateTime, Option<i64>);
 
+/// Keys kept at most; a flood of random keys starts the cache over rather than growing it.
+const KEYS_CACHED: usize = 100_000;
+
 /// The key cache and the pending usage counters.
 pub(crate) struct KeyStore {
     db: Db,
-    ttl: Duration,
-    cache: RwLock<HashMap<String, (Instant, Option<KeyEntry>)>>,
+    cache: TtlCache<String, Option<KeyEntry>>,
     usage: Mutex<HashMap<i64, (i64, NaiveDateTime)>>,
 }
 
@@ -126,29 +129,27 @@ impl KeyStore {
     pub(crate) fn new(db: Db, ttl: Duration) -> Arc<KeyStore> {
         Arc::new(KeyStore {
             db,
-            ttl,
-            cache: RwLock::new(HashMap::new()),
+            cache: TtlCache::new(ttl, KEYS_CACHED),
             usage: Mutex::new(HashMap::new()),
         })
     }
 
     /// The entry of `key`, from the cache when fresh.
-    pub(crate) async fn lookup(&self, key: &str) -> Result<Option<KeyEntry>, sqlx::Error> {
-        if let Some((at, entry)) = self.cache.read().expect("key cache").get(key) {
-            if at.elapsed() < self.ttl {
-                metrics::key_cache(true);
-                return Ok(entry.clone());
-            }
-        }
-        metrics::key_cache(false);
-        let entry = self.load(key).await?;
-        let mut cache = self.cache.write().expect("key cache");
-        // Bound memory under a flood of random keys: start over rather than grow without limit.
-        if cache.len() > 100_000 {
-            cache.clear();
-        }
-        cache.insert(key.to_owned(), (Instant::now(), entry.clone()));
-        Ok(entry)
+    pub(crate) async fn lookup(
+        self: &Arc<Self>,
+        key: &str,
+    ) -> Result<Option<KeyEntry>, sqlx::Error> {
+        let mut hit = true;
+        let entry = self
+            .cache
+            .get(key, || {
+                hit = false;
+                let (store, key) = (self.clone(), key.to_owned());
+                async move { store.load(&key).await }
+            })
+            .await;
+        metrics::key_cache(hit);
+        entry
     }
 
     async fn load(&self, key: &str) -> Result<Option<KeyEntry>, sqlx::Error> {
@@ -188,9 +189,11 @@ impl KeyStore {
             entry.0 += 1;
             entry.1 = now;
         }
-        if let Some((_, Some(entry))) = self.cache.write().expect("key cache").get_mut(key) {
-            entry.last_used_at = now;
-        }
+        self.cache.modify(key, |entry| {
+            if let Some(entry) = entry {
+                entry.last_used_at = now;
+            }
+        });
     }
 
     /// Writes the pending usage counters.
@@ -207,12 +210,11 @@ impl KeyStore {
 
     /// Forgets cached entries of one account (or all when `None`).
     pub(crate) fn invalidate(&self, account_id: Option<i64>) {
-        let mut cache = self.cache.write().expect("key cache");
         match account_id {
-            None => cache.clear(),
-            Some(id) => {
-                cache.retain(|_, (_, entry)| entry.as_ref().is_none_or(|e| e.account.id != id))
-            }
+            None => self.cache.clear(),
+            Some(id) => self
+                .cache
+                .retain(|entry| entry.as_ref().is_none_or(|e| e.account.id != id)),
         }
     }
 }

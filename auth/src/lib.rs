@@ -15,15 +15,15 @@ pub mod jwt;
 pub mod metrics;
 pub mod sip;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use flexiapi_core::cache::TtlCache;
 use flexiapi_core::http::{Peer, RequestSpace};
 use flexiapi_core::model::space::realm_for_domain;
 use flexiapi_core::model::{Account, Space};
@@ -65,15 +65,17 @@ pub struct Authenticated {
     pub method: Method,
 }
 
+/// Spaces whose OIDC settings are kept at most (then the cache starts over).
+const SPACES_CACHED: usize = 10_000;
+
 /// Decides who a request is, with cached credentials.
 pub struct Authenticator {
     db: Db,
     keys: Arc<api_key::KeyStore>,
-    cache_ttl: Duration,
     api_key_expiration_minutes: u64,
     opaque_expiration_minutes: u64,
     global_jwt: Option<jwt::JwtSettings>,
-    oidc: RwLock<HashMap<i64, (Instant, Option<OidcConfiguration>)>>,
+    oidc: TtlCache<i64, Option<OidcConfiguration>>,
     failures: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
 }
 
@@ -133,11 +135,10 @@ impl Authenticator {
         Ok(Authenticator {
             db,
             keys,
-            cache_ttl: config.ingest.auth_cache_ttl,
             api_key_expiration_minutes: config.limits.api_key_expiration_minutes,
             opaque_expiration_minutes: config.limits.opaque_expiration_minutes,
             global_jwt,
-            oidc: RwLock::new(HashMap::new()),
+            oidc: TtlCache::new(config.ingest.auth_cache_ttl, SPACES_CACHED),
             failures,
         })
     }
@@ -150,7 +151,7 @@ impl Authenticator {
     /// Forgets every cached credential.
     pub fn invalidate_all(&self) {
         self.keys.invalidate(None);
-        self.oidc.write().expect("oidc cache").clear();
+        self.oidc.clear();
     }
 
     /// Writes pending API key usage now (graceful shutdown).
@@ -357,36 +358,26 @@ impl Authenticator {
 
     /// The JWT settings that apply on a Space: its OIDC configuration's key, else the global one.
     async fn jwt_settings(&self, space: &Space) -> Result<Option<jwt::JwtSettings>, AuthError> {
-        let cached = self
+        let config = self
             .oidc
-            .read()
-            .expect("oidc cache")
-            .get(&space.id)
-            .filter(|(at, _)| at.elapsed() < self.cache_ttl)
-            .map(|(_, config)| config.clone());
-        let config = match cached {
-            Some(config) => config,
-            None => {
-                let row: Option<(String, String, String, Option<String>)> = with_db!(&self.db, pool =>
-                    sqlx::query_as(
-                        "SELECT server_url, realm, sip_identifier, public_key FROM space_oidc_authentication_configurations WHERE space_id = $1")
-                        .bind(space.id).fetch_optional(pool).await)?;
-                let config =
-                    row.map(
+            .get(&space.id, || {
+                let (db, space_id) = (self.db.clone(), space.id);
+                async move {
+                    let row: Option<(String, String, String, Option<String>)> = with_db!(&db, pool =>
+                        sqlx::query_as(
+                            "SELECT server_url, realm, sip_identifier, public_key FROM space_oidc_authentication_configurations WHERE space_id = $1")
+                            .bind(space_id).fetch_optional(pool).await)?;
+                    Ok::<_, sqlx::Error>(row.map(
                         |(server_url, realm, sip_identifier, public_key)| OidcConfiguration {
                             server_url,
                             realm,
                             sip_identifier,
                             public_key,
                         },
-                    );
-                self.oidc
-                    .write()
-                    .expect("oidc cache")
-                    .insert(space.id, (Instant::now(), config.clone()));
-                config
-            }
-        };
+                    ))
+                }
+            })
+            .await?;
         Ok(match config {
             Some(OidcConfiguration {
                 server_url,

@@ -6,6 +6,7 @@
 //! request Space), and [`transport`] (HTTPS with ALPN h2, h2c and HTTP/1.1, accepting the raw paths the
 //! Flexisip client sends).
 
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod http;

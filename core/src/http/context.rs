@@ -3,10 +3,9 @@
 //! The Space comes from the Host header (HTTP/1.1) or the `:authority` (HTTP/2, which has no Host),
 //! lower-cased, port removed — never from the account or the path.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -15,6 +14,7 @@ use http::StatusCode;
 
 use super::error::HttpError;
 use super::locale::Locale;
+use crate::cache::TtlCache;
 use crate::db::Db;
 use crate::model::Space;
 
@@ -59,15 +59,14 @@ impl ClientHost {
 #[derive(Clone, Debug)]
 pub struct RequestSpace(pub Arc<Space>);
 
-/// A host's Space (or its absence) and when it was looked up.
-type CachedSpace = (Instant, Option<Arc<Space>>);
+/// Hosts kept at most; an unknown-host scan starts the cache over rather than growing it.
+const HOSTS_CACHED: usize = 10_000;
 
 /// Resolves hosts to Spaces with a short cache, so the hot path does not query the database per request.
 pub struct SpaceDirectory {
     db: Db,
-    ttl: Duration,
     root_host: Option<String>,
-    cache: RwLock<HashMap<String, CachedSpace>>,
+    cache: TtlCache<String, Option<Arc<Space>>>,
 }
 
 impl SpaceDirectory {
@@ -75,30 +74,24 @@ impl SpaceDirectory {
     pub fn new(db: Db, ttl: Duration, root_host: Option<String>) -> Self {
         SpaceDirectory {
             db,
-            ttl,
             root_host,
-            cache: RwLock::new(HashMap::new()),
+            cache: TtlCache::new(ttl, HOSTS_CACHED),
         }
     }
 
     /// The Space of `host`, if one is configured.
     pub async fn by_host(&self, host: &str) -> Result<Option<Arc<Space>>, sqlx::Error> {
-        if let Some((at, space)) = self.cache.read().expect("space cache lock").get(host) {
-            if at.elapsed() < self.ttl {
-                return Ok(space.clone());
-            }
-        }
-        let space = Space::find_by_host(&self.db, host).await?.map(Arc::new);
         self.cache
-            .write()
-            .expect("space cache lock")
-            .insert(host.to_owned(), (Instant::now(), space.clone()));
-        Ok(space)
+            .get(host, || {
+                let (db, host) = (self.db.clone(), host.to_owned());
+                async move { Ok(Space::find_by_host(&db, &host).await?.map(Arc::new)) }
+            })
+            .await
     }
 
     /// Forgets every cached entry (after a Space is created, changed or deleted in this process).
     pub fn invalidate(&self) {
-        self.cache.write().expect("space cache lock").clear();
+        self.cache.clear();
     }
 }
 
