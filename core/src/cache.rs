@@ -162,7 +162,13 @@ where
             .entry(key.to_owned())
             .or_default()
             .clone();
-        let held = gate.lock().await;
+        // Also when this request is dropped mid-load (client gone), so the map cannot grow.
+        let _leave = Leave {
+            inner: &self.inner,
+            key: key.to_owned(),
+            gate: gate.clone(),
+        };
+        let _held = gate.lock().await;
         // The caller ahead in the queue may have loaded it.
         if let Some((value, _)) = self.fresh(key) {
             return Ok(value);
@@ -174,13 +180,27 @@ where
             self.inner
                 .store(key.to_owned(), value.clone(), started, generation);
         }
-        drop(held);
-        let mut gates = self.inner.gates.lock().expect("cache gates");
-        // Later arrivals find the stored entry; those already queued on this gate re-check it.
-        if gates.get(key).is_some_and(|g| Arc::ptr_eq(g, &gate)) {
-            gates.remove(key);
-        }
         result
+    }
+}
+
+/// Takes a key's gate out of the map when its load ends: later arrivals find the stored entry, and those
+/// already queued on this gate re-check it.
+struct Leave<'a, K: Hash + Eq, V> {
+    inner: &'a Inner<K, V>,
+    key: K,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<K: Hash + Eq, V> Drop for Leave<'_, K, V> {
+    fn drop(&mut self) {
+        let mut gates = self.inner.gates.lock().expect("cache gates");
+        if gates
+            .get(&self.key)
+            .is_some_and(|g| Arc::ptr_eq(g, &self.gate))
+        {
+            gates.remove(&self.key);
+        }
     }
 }
 
@@ -189,6 +209,10 @@ impl<K: Hash + Eq, V> Inner<K, V> {
     fn store(&self, key: K, value: V, started: Instant, generation: u64) {
         let mut entries = self.entries.write().expect("cache");
         if self.generation.load(Ordering::Acquire) != generation {
+            // An entry an invalidation kept may be waiting for this reload: let the next reader start one.
+            if let Some(entry) = entries.get(&key) {
+                entry.refreshing.store(false, Ordering::Release);
+            }
             return;
         }
         // Bound memory under a flood of distinct keys (random API keys, unknown hosts): start over.
@@ -298,6 +322,35 @@ mod tests {
         assert_eq!(cache.get("k", loader(&calls, 3)).await, Ok(3));
         cache.modify("k", |v| *v = 30);
         assert_eq!(cache.get("k", loader(&calls, 9)).await, Ok(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_dropped_mid_load_leaves_no_gate_behind() {
+        let cache = TtlCache::<String, u32>::new(TTL, 100);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let dropped =
+            tokio::time::timeout(Duration::from_millis(5), cache.get("k", loader(&calls, 1)));
+        assert!(dropped.await.is_err(), "the load takes 10 ms");
+        assert!(cache.inner.gates.lock().unwrap().is_empty());
+        assert_eq!(cache.get("k", loader(&calls, 2)).await, Ok(2));
+        assert!(cache.inner.gates.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reload_discarded_by_an_invalidation_does_not_stop_later_reloads() {
+        let cache = TtlCache::<String, u32>::new(TTL, 100);
+        let calls = Arc::new(AtomicUsize::new(0));
+        assert_eq!(cache.get("k", loader(&calls, 1)).await, Ok(1));
+        tokio::time::advance(TTL * 3 / 4).await;
+        // A background reload starts; an invalidation that keeps this entry lands while it runs.
+        assert_eq!(cache.get("k", loader(&calls, 2)).await, Ok(1));
+        cache.retain(|_| true);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(cache.get("k", loader(&calls, 3)).await, Ok(1), "discarded");
+        // The next reader starts another reload, which is kept.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(cache.get("k", loader(&calls, 4)).await, Ok(3));
     }
 
     #[tokio::test(start_paused = true)]
