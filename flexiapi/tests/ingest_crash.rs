@@ -3,7 +3,6 @@
 //! (2xx) is in the database — on SQLite and on PostgreSQL.
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,39 +11,13 @@ use flexiapi_core::with_db;
 
 mod common;
 
-use common::{cli, free_port, Server};
+use common::{cli, Server};
 
 const HOST: &str = "flexiapi.example.org";
 const DOMAIN: &str = "sip.example.org";
 
 async fn start(database_url: &str) -> Server {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_flexiapi"))
-        .arg("serve")
-        .env("FLEXIAPI_DATABASE_URL", database_url)
-        .env("FLEXIAPI_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _keep: None,
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let answer = client
-            .get(format!("{}/api/ping", server.base))
-            .header("Host", HOST)
-            .send()
-            .await;
-        if answer.is_ok_and(|r| r.status() == 200) {
-            return server;
-        }
-        assert!(Instant::now() < deadline, "server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::serve(database_url, HOST, &[], None).await
 }
 
 fn call_id(worker: usize, n: usize) -> String {

@@ -3,7 +3,7 @@
 //! with 401/403/404 — on SQLite and on PostgreSQL.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flexiapi_core::model::space::realm_for_domain;
 use flexiapi_core::model::{Account, Algorithm};
@@ -12,7 +12,7 @@ use flexiapi_core::with_db;
 
 mod common;
 
-use common::{cli, free_port, Server};
+use common::{cli, Server};
 
 const HOST: &str = "flexiapi.example.org";
 const DOMAIN: &str = "sip.example.org";
@@ -46,38 +46,11 @@ fn rsa_key_pair(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
 }
 
 async fn start(database_url: &str, public_key: &std::path::Path, dir: tempfile::TempDir) -> Server {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_flexiapi"))
-        .arg("serve")
-        .env("FLEXIAPI_DATABASE_URL", database_url)
-        .env("FLEXIAPI_LISTEN", format!("127.0.0.1:{port}"))
-        .env("FLEXIAPI_JWT_PUBLIC_KEY_PATH", public_key)
-        .env("FLEXIAPI_AUTH_CACHE_TTL_MS", "300")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let server = Server {
-        child,
-        base,
-        _keep: Some(dir),
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let answer = client
-            .get(format!("{}/api/ping", server.base))
-            .header("Host", HOST)
-            .send()
-            .await;
-        if let Ok(response) = answer {
-            if response.status() == 200 {
-                return server;
-            }
-        }
-        assert!(Instant::now() < deadline, "server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let env = [
+        ("FLEXIAPI_JWT_PUBLIC_KEY_PATH", public_key.to_str().unwrap()),
+        ("FLEXIAPI_AUTH_CACHE_TTL_MS", "300"),
+    ];
+    common::serve(database_url, HOST, &env, Some(dir)).await
 }
 
 fn digest_response(

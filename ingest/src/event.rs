@@ -207,6 +207,21 @@ impl Event {
             | Event::ParticipantDeviceEvent { conference_id, .. } => conference_id,
         }
     }
+
+    /// The snake_case kind of the event (the `kind` label of the ingest's metrics).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::MessageCreated { .. } => "message_created",
+            Event::MessageDeviceResponded { .. } => "message_device_responded",
+            Event::CallCreated { .. } => "call_created",
+            Event::CallDeviceUpdated { .. } => "call_device_updated",
+            Event::CallEnded { .. } => "call_ended",
+            Event::ConferenceCreated { .. } => "conference_created",
+            Event::ConferenceEnded { .. } => "conference_ended",
+            Event::ParticipantEvent { .. } => "participant_event",
+            Event::ParticipantDeviceEvent { .. } => "participant_device_event",
+        }
+    }
 }
 
 /// An event as stored in the log: the event plus the instant the ingest acknowledged it.

@@ -2,12 +2,15 @@
 
 /// Counter: statistics requests answered, labels `route` (route template) and `status`.
 pub const REQUESTS: &str = "flexiapi_ingest_requests_total";
-/// Counter: events made durable, label `kind` (event kind).
+/// Counter: events made durable (in the embedded store or confirmed by Kafka), label `kind`; refused
+/// duplicates are not counted.
 pub const EVENTS_APPENDED: &str = "flexiapi_ingest_events_appended_total";
 /// Histogram: events per group-commit transaction.
 pub const BATCH_SIZE: &str = "flexiapi_ingest_batch_size";
-/// Histogram: seconds one group-commit transaction took (begin → commit).
+/// Histogram: seconds from the start of a group-commit transaction until it is durable (its replies go).
 pub const STORE_SECONDS: &str = "flexiapi_ingest_store_seconds";
+/// Histogram: seconds one fsync of the SQLite WAL took (each covers every commit made before it).
+pub const WAL_SYNC_SECONDS: &str = "flexiapi_ingest_wal_sync_seconds";
 /// Gauge: events waiting for the writer.
 pub const QUEUE_DEPTH: &str = "flexiapi_ingest_queue_depth";
 /// Counter: requests refused with 503 because the writer stayed full for the whole enqueue timeout.

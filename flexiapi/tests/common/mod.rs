@@ -3,6 +3,7 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
 /// A `flexiapi` child process, killed (SIGKILL) when dropped.
 pub struct Server {
@@ -44,4 +45,42 @@ pub fn cli(database_url: &str, args: &[&str]) -> serde_json::Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// Starts `flexiapi serve` on `database_url` and a free port, with the extra `env`, and waits until
+/// `GET /api/ping` on `host` answers 200. `keep` lives as long as the server.
+pub async fn serve(
+    database_url: &str,
+    host: &str,
+    env: &[(&str, &str)],
+    keep: Option<tempfile::TempDir>,
+) -> Server {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_flexiapi"))
+        .arg("serve")
+        .env("FLEXIAPI_DATABASE_URL", database_url)
+        .env("FLEXIAPI_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _keep: keep,
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = client
+            .get(format!("{}/api/ping", server.base))
+            .header("Host", host)
+            .send()
+            .await;
+        if answer.is_ok_and(|r| r.status() == 200) {
+            return server;
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -147,6 +147,8 @@ impl KafkaLog {
             .send(record, Timeout::Never)
             .await
             .map_err(|(e, _)| IngestError::Backend(format!("kafka delivery: {e}")))?;
+        metrics::counter!(crate::metrics::EVENTS_APPENDED, "kind" => envelope.event.kind())
+            .increment(1);
         Ok(self.index.lock().await.apply(&envelope))
     }
 }

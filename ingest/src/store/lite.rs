@@ -30,7 +30,7 @@ use tokio::sync::oneshot;
 
 use super::json::{CallDeviceRow, CallRow, MessageDeviceRow};
 use super::sql::{
-    conference_json, kind, pending_key, recipient, wire, ConferenceRow, ParticipantDeviceRow,
+    conference_json, pending_key, recipient, wire, ConferenceRow, ParticipantDeviceRow,
     ParticipantRow,
 };
 use crate::date::naive;
@@ -305,7 +305,10 @@ fn sync_loop(
         waiting.extend(jobs.try_iter());
         // Opened per sync: the file a commit wrote is the one at this path while the writer's connection
         // lives (SQLite deletes the WAL only when its last connection closes).
+        let started = Instant::now();
         let result = std::fs::File::open(wal).and_then(|file| file.sync_data());
+        metrics::histogram!(crate::metrics::WAL_SYNC_SECONDS)
+            .record(started.elapsed().as_secs_f64());
         if let Err(error) = &result {
             tracing::error!(%error, wal = %wal.display(), "cannot sync the statistics WAL");
         }
@@ -680,7 +683,7 @@ fn apply_update(
             conn.prepare_cached("INSERT INTO statistics_pending_updates (entity_id, event, created_at) VALUES (?1, ?2, ?3)")?
                 .execute(params![key, text, now.text])?;
             now.pending.set(true);
-            metrics::counter!(crate::metrics::PENDING_KEPT, "kind" => kind(event)).increment(1);
+            metrics::counter!(crate::metrics::PENDING_KEPT, "kind" => event.kind()).increment(1);
         }
     }
     Ok(match event {

@@ -186,7 +186,8 @@ const ACKS_IN_FLIGHT: usize = 64;
 /// A committed batch: its replies, sent once `durable` resolves (`None`: durable at commit, PostgreSQL).
 struct Ack {
     durable: Option<lite::Durable>,
-    replies: Vec<(Reply, Outcome)>,
+    /// Each request's reply, outcome and event kind (counted once durable).
+    replies: Vec<(Reply, Outcome, &'static str)>,
     started: Instant,
 }
 
@@ -254,14 +255,18 @@ async fn run_acker(mut pending: mpsc::Receiver<Ack>) {
             Ok(()) => {
                 metrics::histogram!(names::STORE_SECONDS)
                     .record(ack.started.elapsed().as_secs_f64());
-                for (reply, outcome) in ack.replies {
+                for (reply, outcome, kind) in ack.replies {
+                    // A duplicate changed nothing: only what the batch stored counts as appended.
+                    if !matches!(outcome, Outcome::Duplicate) {
+                        metrics::counter!(names::EVENTS_APPENDED, "kind" => kind).increment(1);
+                    }
                     let _ = reply.send(Ok(outcome));
                 }
             }
             Err(error) => {
                 // Committed but not known to be on disk: not acknowledged (the client sees a 5xx).
                 let reason = error.to_string();
-                for (reply, _) in ack.replies {
+                for (reply, _, _) in ack.replies {
                     let _ = reply.send(Err(IngestError::Durability(reason.clone())));
                 }
             }
@@ -282,23 +287,24 @@ async fn commit(target: &Target, jobs: Vec<(Event, Reply)>, acks: &mpsc::Sender<
     match result {
         Ok((outcomes, durable)) => {
             metrics::histogram!(names::BATCH_SIZE).record(count as f64);
-            for event in &events {
-                metrics::counter!(names::EVENTS_APPENDED, "kind" => sql::kind(event)).increment(1);
-            }
-            let replies = replies.into_iter().zip(outcomes).collect();
+            let replies = replies
+                .into_iter()
+                .zip(outcomes)
+                .zip(&events)
+                .map(|((reply, outcome), event)| (reply, outcome, event.kind()))
+                .collect();
             send_ack(acks, durable, replies, started).await;
         }
         Err(error) => {
             tracing::warn!(%error, events = count, "batch failed; replaying one event per transaction");
             for (event, reply) in events.into_iter().zip(replies) {
-                let kind = sql::kind(&event);
+                let kind = event.kind();
                 let (_, result) = transaction(target, vec![event], now).await;
                 match result {
                     Ok((mut outcomes, durable)) => {
                         metrics::histogram!(names::BATCH_SIZE).record(1.0);
-                        metrics::counter!(names::EVENTS_APPENDED, "kind" => kind).increment(1);
                         let outcome = outcomes.pop().expect("one outcome per event");
-                        send_ack(acks, durable, vec![(reply, outcome)], started).await;
+                        send_ack(acks, durable, vec![(reply, outcome, kind)], started).await;
                     }
                     Err(error) => {
                         let _ = reply.send(Err(error));
@@ -312,7 +318,7 @@ async fn commit(target: &Target, jobs: Vec<(Event, Reply)>, acks: &mpsc::Sender<
 async fn send_ack(
     acks: &mpsc::Sender<Ack>,
     durable: Option<lite::Durable>,
-    replies: Vec<(Reply, Outcome)>,
+    replies: Vec<(Reply, Outcome, &'static str)>,
     started: Instant,
 ) {
     let ack = Ack {

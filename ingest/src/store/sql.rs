@@ -251,7 +251,7 @@ macro_rules! writes {
                         sqlx::query("INSERT INTO statistics_pending_updates (entity_id, event, created_at) VALUES ($1, $2, $3)")
                             .bind(key).bind(text).bind(now)
                             .execute(&mut *conn).await?;
-                        metrics::counter!(crate::metrics::PENDING_KEPT, "kind" => kind(event)).increment(1);
+                        metrics::counter!(crate::metrics::PENDING_KEPT, "kind" => event.kind()).increment(1);
                     }
                 }
                 Ok(match event {
@@ -475,20 +475,5 @@ pub(super) fn wire<T: serde::Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(Value::String(s)) => s,
         _ => String::new(),
-    }
-}
-
-/// The snake_case kind of an event (metric label).
-pub fn kind(event: &Event) -> &'static str {
-    match event {
-        Event::MessageCreated { .. } => "message_created",
-        Event::MessageDeviceResponded { .. } => "message_device_responded",
-        Event::CallCreated { .. } => "call_created",
-        Event::CallDeviceUpdated { .. } => "call_device_updated",
-        Event::CallEnded { .. } => "call_ended",
-        Event::ConferenceCreated { .. } => "conference_created",
-        Event::ConferenceEnded { .. } => "conference_ended",
-        Event::ParticipantEvent { .. } => "participant_event",
-        Event::ParticipantDeviceEvent { .. } => "participant_device_event",
     }
 }
