@@ -333,17 +333,18 @@ async fn sink_killed_mid_batch_and_restarted_loses_and_duplicates_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "Tansu 0.6 can acknowledge a record it never stores when SIGTERM lands between its watermark and \
-            batch writes to S3 (seen: offset 55 reserved, 55.batch never written, the produce acknowledged); \
-            run it with --ignored, it fails only on such a broker-side loss"]
+#[ignore = "Tansu 0.6 on S3 saves an idempotent producer's sequence before it writes the batch: stopped in \
+            between, it answers the resent batch DUPLICATE_SEQUENCE_NUMBER and the record, acknowledged, is \
+            never stored (seen: offset 55 reserved, 55.batch never written); run it with --ignored against a \
+            broker that keeps what it acknowledges"]
 async fn broker_restart_under_load_loses_and_duplicates_nothing() {
     broker_restart_under_load("restart").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "Tansu 0.6 on S3 also loses an acknowledged record across SIGKILL (seen: a call's device update \
-            acknowledged to the ingest, absent from the partition's S3 batches between the call's previous and \
-            next events); run it with --ignored against a broker that keeps what it acknowledges"]
+#[ignore = "Tansu 0.6 on S3 also loses an acknowledged record across SIGKILL, the same way (seen: a call's \
+            device update acknowledged to the ingest, absent from the partition's S3 batches between the call's \
+            previous and next events); run it with --ignored against a broker that keeps what it acknowledges"]
 async fn broker_killed_under_load_and_restarted_loses_and_duplicates_nothing() {
     broker_restart_under_load("kill").await;
 }
