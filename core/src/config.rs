@@ -103,6 +103,8 @@ pub struct ScaleConfig {
     pub sink_batch_max: usize,
     /// Longest the sink waits to fill a batch, from its first event (`FLEXIAPI_SINK_BATCH_MS`).
     pub sink_batch_time: Duration,
+    /// Longest a caught-up sink's fetch waits at the broker for more events (`FLEXIAPI_SINK_FETCH_WAIT_MS`).
+    pub sink_fetch_wait: Duration,
     /// Entities (calls, messages, conferences) the ingest's status index remembers (`FLEXIAPI_INGEST_INDEX_CAPACITY`).
     pub index_capacity: usize,
     /// How far back the ingest reads the topic to rebuild its index at start (`FLEXIAPI_INGEST_INDEX_WINDOW_HOURS`).
@@ -415,6 +417,9 @@ impl Config {
             kafka_partitions: source.parsed("FLEXIAPI_KAFKA_PARTITIONS", 6)?,
             sink_batch_max: source.parsed("FLEXIAPI_SINK_BATCH_MAX", 50_000)?,
             sink_batch_time: Duration::from_millis(source.parsed("FLEXIAPI_SINK_BATCH_MS", 500)?),
+            sink_fetch_wait: Duration::from_millis(
+                source.parsed("FLEXIAPI_SINK_FETCH_WAIT_MS", 500)?,
+            ),
             index_capacity: source.parsed("FLEXIAPI_INGEST_INDEX_CAPACITY", 200_000)?,
             index_window: Duration::from_secs(
                 source.parsed::<u64>("FLEXIAPI_INGEST_INDEX_WINDOW_HOURS", 24)? * 3600,
@@ -553,6 +558,20 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("SESSION_SECURE_COOKIE"));
+    }
+
+    #[test]
+    fn sink_fetch_wait_defaults_to_500_ms_and_is_read_in_milliseconds() {
+        assert_eq!(
+            Config::default().scale.sink_fetch_wait,
+            Duration::from_millis(500)
+        );
+        let source = Source::from_pairs([("FLEXIAPI_SINK_FETCH_WAIT_MS", "100")]);
+        let config = Config::from_source(&source).unwrap();
+        assert_eq!(config.scale.sink_fetch_wait, Duration::from_millis(100));
+        let source = Source::from_pairs([("FLEXIAPI_SINK_FETCH_WAIT_MS", "0.5s")]);
+        let error = Config::from_source(&source).unwrap_err().to_string();
+        assert!(error.contains("FLEXIAPI_SINK_FETCH_WAIT_MS"), "{error}");
     }
 
     #[test]

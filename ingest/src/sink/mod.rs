@@ -82,8 +82,16 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
         .set("statistics.interval.ms", "5000")
         // Fewer, fuller fetches once caught up: a broker may hold a fetch until it has `min.bytes` (with the
         // default of 1 byte a sink that keeps up asks again for every few events); the wait bounds the lag.
+        // Every fetch costs the broker a read of each partition (Tansu reads again during the wait), and a
+        // caught-up sink's fetches compete with the ingest's produces: 500 ms rather than 100 ms let the
+        // benchmark's half-rate phase be served.
         .set("fetch.min.bytes", "262144")
-        .set("fetch.wait.max.ms", "100")
+        .set(
+            "fetch.wait.max.ms",
+            config.scale.sink_fetch_wait.as_millis().to_string(),
+        )
+        // With the longer wait, a backlog still drains in few fetches: up to 4 MiB per partition each.
+        .set("max.partition.fetch.bytes", "4194304")
         .create_with_context(SinkContext)
         .map_err(|e| IngestError::Setup(format!("kafka consumer: {e}")))?;
     consumer
