@@ -11,7 +11,7 @@ use flexiapi_core::with_db;
 
 mod common;
 
-use common::{cli, Server};
+use common::Server;
 
 const HOST: &str = "flexiapi.example.org";
 const DOMAIN: &str = "sip.example.org";
@@ -27,20 +27,7 @@ fn call_id(worker: usize, n: usize) -> String {
 async fn crash_keeps_acknowledged_events(engine: Engine) {
     let test_db = TestDb::new(engine).await;
     let url = test_db.url.clone();
-    cli(&url, &["spaces", "create-update", DOMAIN, HOST, "Example"]);
-    let admin = cli(
-        &url,
-        &[
-            "accounts",
-            "create-admin",
-            "--username",
-            "admin",
-            "--password",
-            "secret",
-            "--domain",
-            DOMAIN,
-        ],
-    );
+    let admin = common::space_with_admin(&url, DOMAIN, HOST, "admin");
     let key = admin["api_key"].as_str().unwrap().to_owned();
 
     let mut server = start(&url).await;

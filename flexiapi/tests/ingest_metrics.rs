@@ -6,8 +6,6 @@ use flexiapi_core::testing::{Engine, TestDb, ENGINES};
 
 mod common;
 
-use common::cli;
-
 const HOST: &str = "flexiapi.example.org";
 const DOMAIN: &str = "sip.example.org";
 const CALL: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
@@ -44,20 +42,7 @@ async fn send(
 async fn counts_what_it_answered(engine: Engine) {
     let test_db = TestDb::new(engine).await;
     let url = test_db.url.clone();
-    cli(&url, &["spaces", "create-update", DOMAIN, HOST, "Example"]);
-    let admin = cli(
-        &url,
-        &[
-            "accounts",
-            "create-admin",
-            "--username",
-            "admin",
-            "--password",
-            "secret",
-            "--domain",
-            DOMAIN,
-        ],
-    );
+    let admin = common::space_with_admin(&url, DOMAIN, HOST, "admin");
     let key = admin["api_key"].as_str().unwrap().to_owned();
     let server = common::serve(&url, HOST, &[], None).await;
     let client = reqwest::Client::new();

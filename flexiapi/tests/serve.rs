@@ -12,7 +12,7 @@ use flexiapi_core::with_db;
 
 mod common;
 
-use common::{cli, Server};
+use common::Server;
 
 const HOST: &str = "flexiapi.example.org";
 const DOMAIN: &str = "sip.example.org";
@@ -77,20 +77,7 @@ fn param(challenge: &str, name: &str) -> String {
 async fn end_to_end(engine: Engine) {
     let test_db = TestDb::new(engine).await;
     let url = test_db.url.clone();
-    cli(&url, &["spaces", "create-update", DOMAIN, HOST, "Example"]);
-    let admin = cli(
-        &url,
-        &[
-            "accounts",
-            "create-admin",
-            "--username",
-            "alice",
-            "--password",
-            "secret",
-            "--domain",
-            DOMAIN,
-        ],
-    );
+    let admin = common::space_with_admin(&url, DOMAIN, HOST, "alice");
     let key = admin["api_key"].as_str().unwrap().to_owned();
     // Give alice an MD5 hash of the same password too: both DIGEST challenges are offered (decision D2).
     let account = Account::find(&test_db.db, admin["id"].as_i64().unwrap())

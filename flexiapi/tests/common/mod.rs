@@ -84,3 +84,30 @@ pub async fn serve(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Creates the space `domain` served on `host` and an admin `username` (password `secret`) in it with
+/// `flexiapi spaces create-update` and `flexiapi accounts create-admin`; returns what the latter printed.
+pub fn space_with_admin(
+    database_url: &str,
+    domain: &str,
+    host: &str,
+    username: &str,
+) -> serde_json::Value {
+    cli(
+        database_url,
+        &["spaces", "create-update", domain, host, "Example"],
+    );
+    cli(
+        database_url,
+        &[
+            "accounts",
+            "create-admin",
+            "--username",
+            username,
+            "--password",
+            "secret",
+            "--domain",
+            domain,
+        ],
+    )
+}
