@@ -83,8 +83,8 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
         // Fewer, fuller fetches once caught up: a broker may hold a fetch until it has `min.bytes` (with the
         // default of 1 byte a sink that keeps up asks again for every few events); the wait bounds the lag.
         // Every fetch costs the broker a read of each partition (Tansu reads again during the wait), and a
-        // caught-up sink's fetches compete with the ingest's produces: 500 ms rather than 100 ms let the
-        // benchmark's half-rate phase be served.
+        // caught-up sink's fetches compete with the ingest's produces: with 500 ms rather than 100 ms the
+        // benchmark's half-rate phase was served in 6 runs of 11 instead of 1 of 5 (README, Benchmarks).
         .set("fetch.min.bytes", "262144")
         .set(
             "fetch.wait.max.ms",
