@@ -208,7 +208,8 @@ impl Event {
         }
     }
 
-    /// The snake_case kind of the event (the `kind` label of the ingest's metrics).
+    /// The snake_case kind of the event (the `kind` label of the ingest's metrics): the spelling of its serde
+    /// `kind` tag, without serialising.
     pub fn kind(&self) -> &'static str {
         match self {
             Event::MessageCreated { .. } => "message_created",
@@ -267,6 +268,7 @@ mod tests {
         };
         let json = serde_json::to_string(&envelope).unwrap();
         assert!(json.contains(r#""kind":"call_device_updated""#), "{json}");
+        assert_eq!(envelope.event.kind(), "call_device_updated");
         assert!(json.contains(r#""state":"accepted_elsewhere""#), "{json}");
         assert_eq!(serde_json::from_str::<Envelope>(&json).unwrap(), envelope);
         assert_eq!(envelope.event.entity_id(), "c");
