@@ -5,7 +5,8 @@
 //! setting names (`APP_…`, `ACCOUNT_…`, `BLOCKING_…`, `COTURN_…`) are kept so existing deployments carry over.
 //! A value that does not parse stops the start with an error naming the setting.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -172,6 +173,8 @@ pub struct IngestConfig {
 #[derive(Debug, Default, Clone)]
 pub struct Source {
     values: HashMap<String, String>,
+    /// Every name a setting was looked up under, so that names nothing reads can be reported.
+    read: RefCell<HashSet<&'static str>>,
 }
 
 impl Source {
@@ -201,6 +204,7 @@ impl Source {
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
+            read: RefCell::default(),
         }
     }
 
@@ -234,15 +238,32 @@ impl Source {
         Ok(())
     }
 
+    /// The `FLEXIAPI_*` names set here that no setting reads — most likely typos, which would otherwise leave
+    /// the default in place without a word. (`FLEXIAPI_CONFIG` names the file; `FLEXIAPI_TEST_*` are the test
+    /// scripts'.) Meaningful after [`Config::from_source`] has read this source.
+    pub fn unread(&self) -> Vec<String> {
+        let read = self.read.borrow();
+        let mut unread: Vec<String> = self
+            .values
+            .keys()
+            .filter(|key| key.starts_with("FLEXIAPI_") && !key.starts_with("FLEXIAPI_TEST_"))
+            .filter(|key| key.as_str() != "FLEXIAPI_CONFIG" && !read.contains(key.as_str()))
+            .cloned()
+            .collect();
+        unread.sort();
+        unread
+    }
+
     /// The raw value; an empty string counts as unset (as Laravel's `env()` helpers treat it for our settings).
-    fn get(&self, name: &str) -> Option<&str> {
+    fn get(&self, name: &'static str) -> Option<&str> {
+        self.read.borrow_mut().insert(name);
         self.values
             .get(name)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     }
 
-    fn string(&self, name: &str) -> Option<String> {
+    fn string(&self, name: &'static str) -> Option<String> {
         self.get(name).map(str::to_owned)
     }
 
@@ -510,6 +531,28 @@ impl Default for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unread_names_are_the_misspelt_ones() {
+        let source = Source::from_pairs([
+            ("FLEXIAPI_LISTEN", "127.0.0.1:9000"),
+            ("FLEXIAPI_KAFKA_TOPIC", "t"),
+            ("FLEXIAPI_SINK_FETCH_WAIT", "100"), // _MS missing
+            ("FLEXIAPI_LISTENN", "127.0.0.1:9001"),
+            ("FLEXIAPI_CONFIG", "/etc/flexiapi.env"),
+            ("FLEXIAPI_TEST_POSTGRES_URL", "postgres://x"),
+            ("PATH", "/usr/bin"),
+        ]);
+        let config = Config::from_source(&source).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(
+            source.unread(),
+            ["FLEXIAPI_LISTENN", "FLEXIAPI_SINK_FETCH_WAIT"]
+        );
+        // Before anything read it, every FLEXIAPI_* setting is unread.
+        let fresh = Source::from_pairs([("FLEXIAPI_LISTEN", "127.0.0.1:9000")]);
+        assert_eq!(fresh.unread(), ["FLEXIAPI_LISTEN"]);
+    }
 
     #[test]
     fn defaults_are_upstreams() {

@@ -10,6 +10,7 @@ mod serve;
 mod telemetry;
 
 use clap::{Parser, Subcommand};
+use flexiapi_core::config::Source;
 use flexiapi_core::Config;
 
 /// mimalloc: every request allocates many small, short-lived buffers (headers, bodies, JSON); glibc's malloc and
@@ -81,8 +82,17 @@ enum AccountsCommand {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     telemetry::init_logging();
-    let config = match Config::from_env() {
-        Ok(config) => config,
+    let loaded = Source::from_process().and_then(|source| {
+        let config = Config::from_source(&source)?;
+        Ok((config, source.unread()))
+    });
+    let config = match loaded {
+        Ok((config, unread)) => {
+            for name in unread {
+                tracing::warn!(setting = %name, "no setting has this name: ignored (a typo?)");
+            }
+            config
+        }
         Err(error) => {
             eprintln!("flexiapi: configuration error: {error}");
             return std::process::ExitCode::from(2);
