@@ -44,12 +44,25 @@ impl TestDb {
         }
     }
 
+    /// A fresh, empty database on `engine`, no migration applied (for tests of the migrations themselves).
+    pub async fn unmigrated(engine: Engine) -> TestDb {
+        match engine {
+            Engine::Sqlite => Self::open_sqlite().await,
+            Engine::Postgres => Self::open_postgres().await,
+        }
+    }
+
     /// A fresh SQLite file in a temporary directory, migrated.
     pub async fn sqlite() -> TestDb {
+        let test = Self::open_sqlite().await;
+        test.db.migrate().await.expect("migrate sqlite");
+        test
+    }
+
+    async fn open_sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
         let db = Db::connect(&url, 4).await.expect("open sqlite");
-        db.migrate().await.expect("migrate sqlite");
         TestDb {
             db,
             url,
@@ -59,6 +72,12 @@ impl TestDb {
 
     /// A fresh PostgreSQL database on the server of `FLEXIAPI_TEST_POSTGRES_URL`, migrated.
     pub async fn postgres() -> TestDb {
+        let test = Self::open_postgres().await;
+        test.db.migrate().await.expect("migrate postgres");
+        test
+    }
+
+    async fn open_postgres() -> TestDb {
         let admin_url = postgres_admin_url();
         let name = format!("flexiapi_test_{}", uuid_like());
         let admin = Db::connect(&admin_url, 1)
@@ -75,7 +94,6 @@ impl TestDb {
         let db = Db::connect(&url, 4)
             .await
             .expect("connect to the test database");
-        db.migrate().await.expect("migrate postgres");
         TestDb {
             db,
             url,

@@ -417,13 +417,16 @@ fn apply(conn: &Connection, event: &Event, now: &Now) -> rusqlite::Result<Outcom
             if inserted == 0 {
                 return Ok(Outcome::Duplicate);
             }
+            // `seq` is the rowid (INTEGER PRIMARY KEY): the child rows are keyed by it.
+            let seq = conn.last_insert_rowid();
             let mut insert = conn.prepare_cached(
-                "INSERT INTO statistics_message_recipients (message_id, to_username, to_domain, device_id, last_status, received_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING")?;
+                "INSERT INTO statistics_message_recipients (message_seq, message_id, to_username, to_domain, device_id, last_status, received_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING")?;
             for (key, devices) in to {
                 let who = recipient(key);
                 for (device, response) in devices {
                     insert.execute(params![
+                        seq,
                         id,
                         who.username,
                         who.domain,
@@ -456,10 +459,16 @@ fn apply(conn: &Connection, event: &Event, now: &Now) -> rusqlite::Result<Outcom
             if inserted == 0 {
                 return Ok(Outcome::Duplicate);
             }
+            let seq = conn.last_insert_rowid();
             let mut insert = conn.prepare_cached(
-                "INSERT INTO statistics_call_forked_devices (call_id, device_id, state) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?;
+                "INSERT INTO statistics_call_forked_devices (call_seq, call_id, device_id, state) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING")?;
             for (device, state) in devices {
-                insert.execute(params![id, device, state.as_ref().map(Value::to_string)])?;
+                insert.execute(params![
+                    seq,
+                    id,
+                    device,
+                    state.as_ref().map(Value::to_string)
+                ])?;
             }
             apply_pending(conn, &format!("call:{id}"), now)?;
             Ok(Outcome::Created)
@@ -526,18 +535,20 @@ fn apply_update(
             device_id,
             response,
         } => {
-            // One lookup for the message and its device row: no row, no message; NULLs, no device row yet.
-            let found: Option<Option<(i64, NaiveDateTime)>> = conn.prepare_cached(
-                "SELECT d.id, d.created_at FROM statistics_messages m LEFT JOIN statistics_message_devices d \
-                 ON d.message_id = m.id AND d.to_username = ?2 AND d.to_domain = ?3 AND d.device_id = ?4 WHERE m.id = ?1")?
+            // One lookup for the message (its seq) and its device row: no row, no message; NULLs, no device
+            // row yet.
+            let found: Option<(i64, Option<(i64, NaiveDateTime)>)> = conn.prepare_cached(
+                "SELECT m.seq, d.id, d.created_at FROM statistics_messages m LEFT JOIN statistics_message_devices d \
+                 ON d.message_seq = m.seq AND d.to_username = ?2 AND d.to_domain = ?3 AND d.device_id = ?4 WHERE m.id = ?1")?
                 .query_row(params![message_id, to.username, to.domain, device_id], |row| {
-                    Ok(match row.get::<_, Option<i64>>(0)? {
-                        Some(id) => Some((id, row.get::<_, Stored>(1)?.0)),
+                    let device = match row.get::<_, Option<i64>>(1)? {
+                        Some(id) => Some((id, row.get::<_, Stored>(2)?.0)),
                         None => None,
-                    })
+                    };
+                    Ok((row.get(0)?, device))
                 })
                 .optional()?;
-            if let Some(existing) = found {
+            if let Some((seq, existing)) = found {
                 let received_at = naive(response.received_at);
                 let (id, created_at, created) = match existing {
                     Some((id, created_at)) => {
@@ -547,11 +558,11 @@ fn apply_update(
                     }
                     None => {
                         let id: i64 = conn.prepare_cached(
-                            "INSERT INTO statistics_message_devices (message_id, to_username, to_domain, device_id, last_status, received_at, created_at, updated_at) \
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) RETURNING id")?
+                            "INSERT INTO statistics_message_devices (message_seq, message_id, to_username, to_domain, device_id, last_status, received_at, created_at, updated_at) \
+                             VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) RETURNING id")?
                             .query_row(params![
                                 message_id, to.username, to.domain, device_id,
-                                response.last_status, stamp(received_at), now.text,
+                                response.last_status, stamp(received_at), now.text, seq,
                             ], |row| row.get(0))?;
                         (id, now.at, true)
                     }
@@ -581,21 +592,21 @@ fn apply_update(
             rang_at,
             invite_terminated,
         } => {
-            // One lookup for the call, its device row and whether the POST forked to that device: no row, no
-            // call; a NULL id, no device row yet.
-            let found: Option<(Option<CallDeviceRow>, bool)> = conn.prepare_cached(
+            // One lookup for the call (its seq), its device row and whether the POST forked to that device:
+            // no row, no call; a NULL id, no device row yet.
+            let found: Option<(Option<CallDeviceRow>, bool, i64)> = conn.prepare_cached(
                 "SELECT d.id, d.call_id, d.device_id, d.rang_at, d.invite_terminated_at, d.invite_terminated_state, d.created_at, d.updated_at, \
-                 EXISTS (SELECT 1 FROM statistics_call_forked_devices f WHERE f.call_id = c.id AND f.device_id = ?2) \
-                 FROM statistics_calls c LEFT JOIN statistics_call_devices d ON d.call_id = c.id AND d.device_id = ?2 WHERE c.id = ?1")?
+                 EXISTS (SELECT 1 FROM statistics_call_forked_devices f WHERE f.call_seq = c.seq AND f.device_id = ?2), c.seq \
+                 FROM statistics_calls c LEFT JOIN statistics_call_devices d ON d.call_seq = c.seq AND d.device_id = ?2 WHERE c.id = ?1")?
                 .query_row(params![call_id, device_id], |row| {
                     let device = match row.get::<_, Option<i64>>(0)? {
                         Some(_) => Some(call_device_row(row)?),
                         None => None,
                     };
-                    Ok((device, row.get(8)?))
+                    Ok((device, row.get(8)?, row.get(9)?))
                 })
                 .optional()?;
-            if let Some((existing, forked)) = found {
+            if let Some((existing, forked, seq)) = found {
                 // Only the fields sent change the row (a later rang-only PATCH keeps the termination).
                 let rang = rang_at.map(naive);
                 let term_at = invite_terminated.as_ref().map(|t| naive(t.at));
@@ -621,9 +632,9 @@ fn apply_update(
                     }
                     None => {
                         let id: i64 = conn.prepare_cached(
-                            "INSERT INTO statistics_call_devices (call_id, device_id, rang_at, invite_terminated_at, invite_terminated_state, created_at, updated_at) \
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING id")?
-                            .query_row(params![call_id, device_id, rang.map(stamp), term_at.map(stamp), term_state, now.text], |row| row.get(0))?;
+                            "INSERT INTO statistics_call_devices (call_seq, call_id, device_id, rang_at, invite_terminated_at, invite_terminated_state, created_at, updated_at) \
+                             VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING id")?
+                            .query_row(params![call_id, device_id, rang.map(stamp), term_at.map(stamp), term_state, now.text, seq], |row| row.get(0))?;
                         let row = CallDeviceRow {
                             id: Some(id),
                             call_id: call_id.clone(),
@@ -724,11 +735,12 @@ fn apply_pending(conn: &Connection, key: &str, now: &Now) -> rusqlite::Result<()
 fn call_json(conn: &Connection, id: &str) -> rusqlite::Result<Option<Value>> {
     let call = conn
         .prepare_cached(
-            "SELECT id, from_username, from_domain, to_username, to_domain, initiated_at, ended_at, conference_id, sip_call_id, created_at, updated_at \
+            "SELECT id, from_username, from_domain, to_username, to_domain, initiated_at, ended_at, conference_id, sip_call_id, created_at, updated_at, seq \
              FROM statistics_calls WHERE id = ?1",
         )?
         .query_row(params![id], |row| {
-            Ok(CallRow {
+            let seq: i64 = row.get(11)?;
+            let call = CallRow {
                 id: row.get(0)?,
                 from_username: row.get(1)?,
                 from_domain: row.get(2)?,
@@ -740,22 +752,25 @@ fn call_json(conn: &Connection, id: &str) -> rusqlite::Result<Option<Value>> {
                 sip_call_id: row.get(8)?,
                 created_at: row.get::<_, Stored>(9)?.0,
                 updated_at: row.get::<_, Stored>(10)?.0,
-            })
+            };
+            Ok((call, seq))
         })
         .optional()?;
-    let Some(call) = call else { return Ok(None) };
+    let Some((call, seq)) = call else {
+        return Ok(None);
+    };
     let rows: Vec<CallDeviceRow> = conn
         .prepare_cached(
             "SELECT id, call_id, device_id, rang_at, invite_terminated_at, invite_terminated_state, created_at, updated_at \
-             FROM statistics_call_devices WHERE call_id IN (?1) ORDER BY id",
+             FROM statistics_call_devices WHERE call_seq = ?1 ORDER BY id",
         )?
-        .query_map(params![id], call_device_row)?
+        .query_map(params![seq], call_device_row)?
         .collect::<Result<_, _>>()?;
     let forked: Vec<(String, String)> = conn
         .prepare_cached(
-            "SELECT call_id, device_id FROM statistics_call_forked_devices WHERE call_id IN (?1) ORDER BY call_id, device_id",
+            "SELECT call_id, device_id FROM statistics_call_forked_devices WHERE call_seq = ?1 ORDER BY device_id",
         )?
-        .query_map(params![id], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .query_map(params![seq], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
     Ok(Some(call.to_json(call.devices(&rows, &forked))))
 }

@@ -61,8 +61,8 @@ macro_rules! writes {
                             let who = recipient(key);
                             for (device, response) in devices {
                                 sqlx::query(
-                                    "INSERT INTO statistics_message_recipients (message_id, to_username, to_domain, device_id, last_status, received_at) \
-                                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING")
+                                    "INSERT INTO statistics_message_recipients (message_seq, message_id, to_username, to_domain, device_id, last_status, received_at) \
+                                     VALUES ((SELECT seq FROM statistics_messages WHERE id = $1), $1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING")
                                     .bind(id).bind(&who.username).bind(&who.domain).bind(device)
                                     .bind(response.as_ref().map(|r| r.last_status))
                                     .bind(response.as_ref().map(|r| naive(r.received_at)))
@@ -84,7 +84,8 @@ macro_rules! writes {
                         }
                         for (device, state) in devices {
                             sqlx::query(
-                                "INSERT INTO statistics_call_forked_devices (call_id, device_id, state) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                                "INSERT INTO statistics_call_forked_devices (call_seq, call_id, device_id, state) \
+                                 VALUES ((SELECT seq FROM statistics_calls WHERE id = $1), $1, $2, $3) ON CONFLICT DO NOTHING")
                                 .bind(id).bind(device).bind(state.as_ref().map(Value::to_string))
                                 .execute(&mut *conn).await?;
                         }
@@ -133,7 +134,8 @@ macro_rules! writes {
                             None
                         } else {
                             let existing: Option<(i64, NaiveDateTime)> = sqlx::query_as(
-                                "SELECT id, created_at FROM statistics_message_devices WHERE message_id = $1 AND to_username = $2 AND to_domain = $3 AND device_id = $4")
+                                "SELECT id, created_at FROM statistics_message_devices \
+                                 WHERE message_seq = (SELECT seq FROM statistics_messages WHERE id = $1) AND to_username = $2 AND to_domain = $3 AND device_id = $4")
                                 .bind(message_id).bind(&to.username).bind(&to.domain).bind(device_id)
                                 .fetch_optional(&mut *conn).await?;
                             let received_at = naive(response.received_at);
@@ -146,8 +148,8 @@ macro_rules! writes {
                                 }
                                 None => {
                                     let (id,): (i64,) = sqlx::query_as(
-                                        "INSERT INTO statistics_message_devices (message_id, to_username, to_domain, device_id, last_status, received_at, created_at, updated_at) \
-                                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id")
+                                        "INSERT INTO statistics_message_devices (message_seq, message_id, to_username, to_domain, device_id, last_status, received_at, created_at, updated_at) \
+                                         VALUES ((SELECT seq FROM statistics_messages WHERE id = $1), $1, $2, $3, $4, $5, $6, $7, $7) RETURNING id")
                                         .bind(message_id).bind(&to.username).bind(&to.domain).bind(device_id)
                                         .bind(response.last_status).bind(received_at).bind(now)
                                         .fetch_one(&mut *conn).await?;
@@ -173,7 +175,7 @@ macro_rules! writes {
                             None
                         } else {
                             let existing: Option<CallDeviceRow> = sqlx::query_as(&format!(
-                                "SELECT {CALL_DEVICE_COLUMNS} FROM statistics_call_devices WHERE call_id = $1 AND device_id = $2"))
+                                "SELECT {CALL_DEVICE_COLUMNS} FROM statistics_call_devices WHERE call_seq = (SELECT seq FROM statistics_calls WHERE id = $1) AND device_id = $2"))
                                 .bind(call_id).bind(device_id)
                                 .fetch_optional(&mut *conn).await?;
                             // Only the fields sent change the row (a later rang-only PATCH keeps the termination).
@@ -196,8 +198,8 @@ macro_rules! writes {
                                 }
                                 None => {
                                     let (id,): (i64,) = sqlx::query_as(
-                                        "INSERT INTO statistics_call_devices (call_id, device_id, rang_at, invite_terminated_at, invite_terminated_state, created_at, updated_at) \
-                                         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id")
+                                        "INSERT INTO statistics_call_devices (call_seq, call_id, device_id, rang_at, invite_terminated_at, invite_terminated_state, created_at, updated_at) \
+                                         VALUES ((SELECT seq FROM statistics_calls WHERE id = $1), $1, $2, $3, $4, $5, $6, $6) RETURNING id")
                                         .bind(call_id).bind(device_id).bind(rang).bind(term_at).bind(&term_state).bind(now)
                                         .fetch_one(&mut *conn).await?;
                                     let row = CallDeviceRow {
@@ -214,7 +216,7 @@ macro_rules! writes {
                                 }
                             };
                             let forked = exists2(conn,
-                                "SELECT 1 FROM statistics_call_forked_devices WHERE call_id = $1 AND device_id = $2",
+                                "SELECT 1 FROM statistics_call_forked_devices WHERE call_seq = (SELECT seq FROM statistics_calls WHERE id = $1) AND device_id = $2",
                                 call_id, device_id).await?;
                             Some(Outcome::Upserted { created, row: row.to_json(forked) })
                         }
@@ -327,13 +329,15 @@ macro_rules! engine {
                     return Ok(Vec::new());
                 }
                 let marks = placeholders(1, calls.len());
-                let sql = format!("SELECT {CALL_DEVICE_COLUMNS} FROM statistics_call_devices WHERE call_id IN ({marks}) ORDER BY id");
+                let sql = format!("SELECT {CALL_DEVICE_COLUMNS} FROM statistics_call_devices \
+                                   WHERE call_seq IN (SELECT seq FROM statistics_calls WHERE id IN ({marks})) ORDER BY id");
                 let mut query = sqlx::query_as::<_, CallDeviceRow>(&sql);
                 for call in &calls {
                     query = query.bind(&call.id);
                 }
                 let rows = query.fetch_all(&mut *conn).await?;
-                let sql = format!("SELECT call_id, device_id FROM statistics_call_forked_devices WHERE call_id IN ({marks}) ORDER BY call_id, device_id");
+                let sql = format!("SELECT call_id, device_id FROM statistics_call_forked_devices \
+                                   WHERE call_seq IN (SELECT seq FROM statistics_calls WHERE id IN ({marks})) ORDER BY call_id, device_id");
                 let mut query = sqlx::query_as::<_, (String, String)>(&sql);
                 for call in &calls {
                     query = query.bind(&call.id);
@@ -365,9 +369,9 @@ macro_rules! engine {
                     .join(", ");
                 let union = format!(
                     "SELECT {MESSAGE_COLUMNS} FROM statistics_messages WHERE from_username = $1 AND from_domain = $2 \
-                     UNION SELECT {m} FROM statistics_messages m JOIN statistics_message_recipients r ON r.message_id = m.id \
+                     UNION SELECT {m} FROM statistics_messages m JOIN statistics_message_recipients r ON r.message_seq = m.seq \
                        WHERE r.to_username = $1 AND r.to_domain = $2 \
-                     UNION SELECT {m} FROM statistics_messages m JOIN statistics_message_devices d ON d.message_id = m.id \
+                     UNION SELECT {m} FROM statistics_messages m JOIN statistics_message_devices d ON d.message_seq = m.seq \
                        WHERE d.to_username = $1 AND d.to_domain = $2");
                 let (total,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM ({union}) AS listed"))
                     .bind(&who.username).bind(&who.domain)
@@ -380,13 +384,15 @@ macro_rules! engine {
                 }
                 let marks = placeholders(1, rows.len());
                 let sql = format!("SELECT message_id, to_username, to_domain, device_id, last_status, received_at \
-                                   FROM statistics_message_recipients WHERE message_id IN ({marks}) ORDER BY message_id, to_username, to_domain, device_id");
+                                   FROM statistics_message_recipients \
+                                   WHERE message_seq IN (SELECT seq FROM statistics_messages WHERE id IN ({marks})) ORDER BY message_id, to_username, to_domain, device_id");
                 let mut query = sqlx::query_as::<_, RecipientRow>(&sql);
                 for row in &rows {
                     query = query.bind(&row.id);
                 }
                 let recipients = query.fetch_all(&mut *conn).await?;
-                let sql = format!("SELECT {MESSAGE_DEVICE_COLUMNS} FROM statistics_message_devices WHERE message_id IN ({marks}) ORDER BY id");
+                let sql = format!("SELECT {MESSAGE_DEVICE_COLUMNS} FROM statistics_message_devices \
+                                   WHERE message_seq IN (SELECT seq FROM statistics_messages WHERE id IN ({marks})) ORDER BY id");
                 let mut query = sqlx::query_as::<_, MessageDeviceRow>(&sql);
                 for row in &rows {
                     query = query.bind(&row.id);

@@ -40,7 +40,11 @@ impl Harness {
     }
 
     pub async fn with_settings(engine: Engine, settings: &[(&str, &str)]) -> Harness {
-        let test_db = TestDb::new(engine).await;
+        Self::on(TestDb::new(engine).await, settings).await
+    }
+
+    /// A harness on an existing (migrated) database.
+    pub async fn on(test_db: TestDb, settings: &[(&str, &str)]) -> Harness {
         let mut pairs: Vec<(String, String)> =
             vec![("FLEXIAPI_AUTH_CACHE_TTL_MS".into(), "0".into())];
         pairs.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
