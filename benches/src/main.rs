@@ -300,6 +300,7 @@ async fn ingest(common: Common, engines: Vec<EngineArg>) -> anyhow::Result<()> {
         let warm = load::run(server.addr, plan(&common, 2, None), mix(0xff, &key)).await;
         acked.add(&warm);
         let server_scripts = |round: u32| -> paired::RoundScripts { Box::new(mix(round, &key)) };
+        let cpu_before = server.thread_cpu()?;
         let paired = paired_with_ceiling(
             &common,
             (&ceiling, &ceiling_scripts),
@@ -326,6 +327,19 @@ async fn ingest(common: Common, engines: Vec<EngineArg>) -> anyhow::Result<()> {
         println!("flexiapi serve, {name}, half rate: {}", half.line());
         print_errors(&half);
         println!("  peak RSS: {:.1} MiB", server.peak_rss_mib()?);
+        // Where the server's core went, over the paired and half-rate runs (the ceiling's rounds cost the
+        // server nothing): CPU of each server thread per event it answered.
+        let (threads, total) = server
+            .thread_cpu()?
+            .per_event_since(&cpu_before, paired.server.ok + half.ok);
+        let threads: Vec<String> = threads
+            .iter()
+            .map(|(name, us)| format!("{name} {us:.1}"))
+            .collect();
+        println!(
+            "  server CPU per event: {total:.1} µs ({} µs)",
+            threads.join(", ")
+        );
         server.stop()?;
         let mut stored = Vec::new();
         for (counter, sql) in STORED {

@@ -1,6 +1,7 @@
 //! Server processes under test: started pinned to one core with `taskset`, waited for, measured (peak RSS
 //! from /proc), stopped with SIGTERM.
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -101,6 +102,29 @@ impl Server {
         Ok(kib / 1024.0)
     }
 
+    /// CPU time (user + system) each thread name of the process has used so far, threads of the same name
+    /// summed (from `/proc/<pid>/task/*/stat`).
+    pub fn thread_cpu(&self) -> anyhow::Result<ThreadCpu> {
+        let mut seconds = BTreeMap::new();
+        let ticks = clock_ticks();
+        for task in std::fs::read_dir(format!("/proc/{}/task", self.child.id()))? {
+            // A thread may end between the listing and the read.
+            let Ok(stat) = std::fs::read_to_string(task?.path().join("stat")) else {
+                continue;
+            };
+            // `pid (comm) state …`: the name may hold spaces, the fields after it do not.
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let name = stat[open + 1..close].to_owned();
+            let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+            // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+            let used: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+            *seconds.entry(name).or_insert(0.0) += used / ticks;
+        }
+        Ok(ThreadCpu(seconds))
+    }
+
     /// SIGTERM, then wait (a graceful stop drains in-flight work).
     pub fn stop(mut self) -> anyhow::Result<()> {
         Command::new("kill")
@@ -154,4 +178,38 @@ pub fn flexiapi_cli(binary: &Path, database_url: &str, args: &[&str]) -> anyhow:
         );
     }
     Ok(String::from_utf8(output.stdout)?)
+}
+
+/// CPU seconds used per thread name.
+#[derive(Clone, Debug, Default)]
+pub struct ThreadCpu(pub BTreeMap<String, f64>);
+
+impl ThreadCpu {
+    /// Microseconds of CPU per event between `earlier` and this snapshot, per thread name, busiest first
+    /// (names under 0.1 µs left out), and their total.
+    pub fn per_event_since(&self, earlier: &ThreadCpu, events: u64) -> (Vec<(String, f64)>, f64) {
+        let mut each: Vec<(String, f64)> = self
+            .0
+            .iter()
+            .map(|(name, now)| {
+                let before = earlier.0.get(name).copied().unwrap_or(0.0);
+                (name.clone(), (now - before) * 1e6 / events.max(1) as f64)
+            })
+            .collect();
+        let total = each.iter().map(|(_, us)| us).sum();
+        each.retain(|(_, us)| *us >= 0.1);
+        each.sort_by(|a, b| b.1.total_cmp(&a.1));
+        (each, total)
+    }
+}
+
+/// Clock ticks per second of `/proc` CPU times (`getconf CLK_TCK`; 100 on Linux when it cannot be asked).
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100.0)
 }
