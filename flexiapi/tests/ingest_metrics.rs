@@ -1,6 +1,6 @@
 //! The embedded ingest's Prometheus metrics, read from the real `flexiapi serve`: after a known sequence of
 //! statistics requests, `/metrics` counts each answer by route and status, the events appended by kind, and
-//! has the batch, store-latency, queue-depth and (SQLite) WAL-sync series — on SQLite and on PostgreSQL.
+//! has the batch, store-latency, queue-depth and (SQLite) WAL-sync and checkpoint series — on SQLite and on PostgreSQL.
 
 use flexiapi_core::testing::{Engine, TestDb, ENGINES};
 
@@ -156,6 +156,35 @@ async fn counts_what_it_answered(engine: Engine) {
         ),
         // PostgreSQL commits are durable when they return: there is no WAL file of ours to sync.
         Engine::Postgres => assert_eq!(syncs, None, "{metrics}"),
+    }
+
+    // Each sync wakes the background checkpoint thread (idle priority: give it a moment). Under this load
+    // the writer never has to checkpoint in the requests' way.
+    let background = r#"flexiapi_ingest_checkpoint_seconds_count{by="background"}"#;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut metrics = metrics;
+    while engine == Engine::Sqlite
+        && value(&metrics, background).is_none()
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        metrics = reqwest::get(format!("{}/metrics", server.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    }
+    let writer = r#"flexiapi_ingest_checkpoint_seconds_count{by="writer"}"#;
+    match engine {
+        Engine::Sqlite => {
+            assert!(
+                value(&metrics, background).is_some_and(|n| n >= 1.0),
+                "{metrics}"
+            );
+            assert_eq!(value(&metrics, writer), None, "{metrics}");
+        }
+        Engine::Postgres => assert_eq!(value(&metrics, background), None, "{metrics}"),
     }
 }
 

@@ -11,6 +11,9 @@ pub const BATCH_SIZE: &str = "flexiapi_ingest_batch_size";
 pub const STORE_SECONDS: &str = "flexiapi_ingest_store_seconds";
 /// Histogram: seconds one fsync of the SQLite WAL took (each covers every commit made before it).
 pub const WAL_SYNC_SECONDS: &str = "flexiapi_ingest_wal_sync_seconds";
+/// Histogram: seconds one SQLite WAL checkpoint took, label `by`: `background` (the idle-priority thread, never
+/// in a request's way) or `writer` (the writer itself, between two batches: requests wait for it).
+pub const CHECKPOINT_SECONDS: &str = "flexiapi_ingest_checkpoint_seconds";
 /// Gauge: events waiting for the writer.
 pub const QUEUE_DEPTH: &str = "flexiapi_ingest_queue_depth";
 /// Counter: requests refused with 503 because the writer stayed full for the whole enqueue timeout.

@@ -261,7 +261,7 @@ fn run(
     while let Ok(job) = jobs.recv() {
         if wal.restart_due() {
             // No other writer: this checkpoint completes, so the next transaction starts the WAL over.
-            checkpoint(&conn, "PASSIVE");
+            checkpoint(&conn, "PASSIVE", "writer");
             wal.report(0);
         }
         match job {
@@ -329,10 +329,12 @@ fn sync_loop(
 /// Publishes the WAL's length in `wal` for the writer.
 fn checkpoint_loop(conn: Connection, poked: mpsc::Receiver<()>, wal: &WalLength) {
     while poked.recv().is_ok() {
-        let mut pass = checkpoint(&conn, "PASSIVE");
+        let mut pass = checkpoint(&conn, "PASSIVE", "background");
         for _ in 0..CATCH_UP_PASSES {
             match pass {
-                Some((frames, copied)) if copied < frames => pass = checkpoint(&conn, "PASSIVE"),
+                Some((frames, copied)) if copied < frames => {
+                    pass = checkpoint(&conn, "PASSIVE", "background")
+                }
                 _ => break,
             }
         }
@@ -345,18 +347,22 @@ fn checkpoint_loop(conn: Connection, poked: mpsc::Receiver<()>, wal: &WalLength)
         std::thread::sleep(CHECKPOINT_PAUSE);
     }
     // The last commits are in the (synced) WAL: fold them into the database before leaving.
-    checkpoint(&conn, "PASSIVE");
+    checkpoint(&conn, "PASSIVE", "background");
     if let Err((_, error)) = conn.close() {
         tracing::warn!(%error, "cannot close the statistics checkpoint connection");
     }
 }
 
 /// Runs one checkpoint; returns the WAL's length and how many of its frames are now in the database, or None
-/// when it failed (logged).
-fn checkpoint(conn: &Connection, mode: &str) -> Option<(i64, i64)> {
-    match conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+/// when it failed (logged). `by` labels its duration in [`crate::metrics::CHECKPOINT_SECONDS`].
+fn checkpoint(conn: &Connection, mode: &str, by: &'static str) -> Option<(i64, i64)> {
+    let started = Instant::now();
+    let result = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
         Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
-    }) {
+    });
+    metrics::histogram!(crate::metrics::CHECKPOINT_SECONDS, "by" => by)
+        .record(started.elapsed().as_secs_f64());
+    match result {
         Ok(frames) => Some(frames),
         Err(error) => {
             tracing::warn!(%error, mode, "statistics WAL checkpoint failed");
@@ -985,7 +991,7 @@ mod tests {
 
     /// The WAL's length in frames (a checkpoint that copies nothing when the WAL is already copied).
     fn wal_frames(conn: &Connection) -> i64 {
-        checkpoint(conn, "PASSIVE").unwrap().0
+        checkpoint(conn, "PASSIVE", "background").unwrap().0
     }
 
     #[test]
