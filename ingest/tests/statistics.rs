@@ -532,26 +532,12 @@ async fn updates_arriving_before_their_post_are_reconciled() {
             0
         );
 
-        let r = h
-            .raw(
-                "GET",
-                "/api/accounts/me/statistics/calls",
-                Some(&h.user_key),
-                None,
-            )
-            .await;
+        let r = h.user("GET", "/api/accounts/me/statistics/calls").await;
         let call = &r.json()["data"][0];
         assert_eq!(call["ended_at"], "2026-08-20T10:01:00.000000Z");
         assert_eq!(call["devices"][0]["rang_at"], "2026-08-20T10:00:02.000000Z");
         assert_eq!(call["devices"][0]["invite_terminated_state"], "declined");
-        let r = h
-            .raw(
-                "GET",
-                "/api/accounts/me/statistics/messages",
-                Some(&h.user_key),
-                None,
-            )
-            .await;
+        let r = h.user("GET", "/api/accounts/me/statistics/messages").await;
         assert_eq!(
             r.json()["data"][0]["to"]["tony@sip.example.org"][device(3)]["last_status"],
             200
@@ -605,14 +591,7 @@ async fn call_listings_order_paginate_and_scope() {
         )
         .await;
 
-        let r = h
-            .raw(
-                "GET",
-                "/api/accounts/me/statistics/calls",
-                Some(&h.user_key),
-                None,
-            )
-            .await;
+        let r = h.user("GET", "/api/accounts/me/statistics/calls").await;
         assert_eq!(r.status, 200, "{}", r.text());
         let page = r.json();
         assert_eq!(page["total"], 32);
@@ -627,12 +606,7 @@ async fn call_listings_order_paginate_and_scope() {
         assert_eq!(data[29]["initiated_at"], "2026-08-20T10:01:00.000000Z");
         assert_eq!(data[0]["devices"][0]["device_id"], device(30));
         let r = h
-            .raw(
-                "GET",
-                "/api/accounts/me/statistics/calls?page=2",
-                Some(&h.user_key),
-                None,
-            )
+            .user("GET", "/api/accounts/me/statistics/calls?page=2")
             .await;
         let page = r.json();
         assert_eq!(page["data"].as_array().unwrap().len(), 2);
@@ -665,11 +639,9 @@ async fn call_listings_order_paginate_and_scope() {
             401
         );
         assert_eq!(
-            h.raw(
+            h.user(
                 "GET",
-                &format!("/api/accounts/{}/statistics/calls", h.tony_id),
-                Some(&h.user_key),
-                None
+                &format!("/api/accounts/{}/statistics/calls", h.tony_id)
             )
             .await
             .status,
@@ -871,14 +843,9 @@ async fn conferences_and_participant_events() {
             404
         );
         assert_eq!(
-            h.raw(
-                "GET",
-                "/api/statistics/conferences/conf-1",
-                Some(&h.user_key),
-                None
-            )
-            .await
-            .status,
+            h.user("GET", "/api/statistics/conferences/conf-1")
+                .await
+                .status,
             403
         );
     }

@@ -86,14 +86,7 @@ async fn statistics_stored_before_the_seq_migration_read_and_update_after_it() {
         let h = Harness::on(test_db, &[]).await;
 
         // Read as before: the call with both forked devices, the one that rang first.
-        let r = h
-            .raw(
-                "GET",
-                "/api/accounts/me/statistics/calls",
-                Some(&h.user_key),
-                None,
-            )
-            .await;
+        let r = h.user("GET", "/api/accounts/me/statistics/calls").await;
         assert_eq!(r.status, 200, "{engine:?}: {}", r.text());
         let listed = &r.json()["data"][0];
         assert_eq!(listed["id"], call.as_str(), "{engine:?}");
@@ -104,14 +97,7 @@ async fn statistics_stored_before_the_seq_migration_read_and_update_after_it() {
             devices[0]["rang_at"], "2026-08-20T10:00:02.000000Z",
             "{engine:?}"
         );
-        let r = h
-            .raw(
-                "GET",
-                "/api/accounts/me/statistics/messages",
-                Some(&h.user_key),
-                None,
-            )
-            .await;
+        let r = h.user("GET", "/api/accounts/me/statistics/messages").await;
         assert_eq!(r.status, 200, "{engine:?}: {}", r.text());
         let listed = &r.json()["data"][0];
         assert_eq!(listed["id"], message.as_str(), "{engine:?}");

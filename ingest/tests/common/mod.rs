@@ -94,6 +94,11 @@ impl Harness {
         .await
     }
 
+    /// A JSON request with the key of the plain user `tony`.
+    pub async fn user(&self, method: &str, path: &str) -> TestResponse {
+        self.raw(method, path, Some(&self.user_key), None).await
+    }
+
     /// A JSON request with an optional key and a raw body.
     pub async fn raw(
         &self,
