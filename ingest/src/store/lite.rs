@@ -14,7 +14,7 @@
 //! next batch, while a sync thread fsyncs the WAL file and only then lets the batch's requests be answered.
 //! That is the guarantee of `synchronous=FULL` (the WAL synced after every commit before anyone hears of
 //! it) without holding the writer for the fsync. WAL frames are appended in commit order, so a sync covers
-//! every commit made before it. Checkpoints run on a third thread (PASSIVE: they never block the writer),
+//! every commit made before it; the sync thread lets commits gather for [`SYNC_GATHER`] before each fsync. Checkpoints run on a third thread (PASSIVE: they never block the writer),
 //! not inline in the commit that crosses SQLite's auto-checkpoint threshold; that thread runs at idle
 //! priority, so its bursts of page copies take only the time the request and writer threads leave.
 
@@ -64,6 +64,12 @@ const CHECKPOINTER_STARVED: Duration = Duration::from_secs(2);
 /// between two batches, and its next transaction starts the WAL from the beginning. Below it, the catch-up
 /// passes restart the WAL without holding up the writer.
 const WAL_RESTART_FRAMES: i64 = 10_000;
+/// How long the sync thread lets commits gather before each WAL fsync. With fsyncs back to back, now and then
+/// one stalled for tens of milliseconds on the test VM's disk, holding every reply (half-rate p99 34–87 ms in
+/// five runs of six); with this pause between them (and fewer of them), six runs of six stayed at 7.4–8.9 ms,
+/// for about a tenth less maximum rate (`benches/NOTES.md`, 2026-12-03 19:34–19:44 UTC). Each reply waits up
+/// to this much longer.
+const SYNC_GATHER: Duration = Duration::from_micros(300);
 
 enum Job {
     Batch {
@@ -302,6 +308,7 @@ fn sync_loop(
     pokes: mpsc::SyncSender<()>,
 ) {
     while let Ok(first) = jobs.recv() {
+        std::thread::sleep(SYNC_GATHER);
         // Everything queued was committed before this point: one fsync covers it all.
         let mut waiting = vec![first];
         waiting.extend(jobs.try_iter());
