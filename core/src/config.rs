@@ -167,6 +167,8 @@ pub struct IngestConfig {
     pub enqueue_timeout: Duration,
     /// How long cached credentials are trusted; bounds revocation delay (`FLEXIAPI_AUTH_CACHE_TTL_MS`).
     pub auth_cache_ttl: Duration,
+    /// SQLite: how long commits gather before each WAL fsync (`FLEXIAPI_INGEST_SYNC_GATHER_US`).
+    pub sync_gather: Duration,
 }
 
 /// Where raw setting values are read from: the file, then the environment over it.
@@ -422,6 +424,9 @@ impl Config {
             auth_cache_ttl: Duration::from_millis(
                 source.parsed("FLEXIAPI_AUTH_CACHE_TTL_MS", 5_000)?,
             ),
+            sync_gather: Duration::from_micros(
+                source.parsed("FLEXIAPI_INGEST_SYNC_GATHER_US", 300)?,
+            ),
         };
         if ingest.batch_max == 0 || ingest.queue_depth == 0 {
             return Err(ConfigError::Invalid {
@@ -561,6 +566,7 @@ mod tests {
         assert_eq!(config.database_url, "sqlite://./data/flexiapi.db");
         assert_eq!(config.limits.api_key_expiration_minutes, 60);
         assert_eq!(config.limits.email_change_code_expiration_minutes, 10);
+        assert_eq!(config.ingest.sync_gather, Duration::from_micros(300));
         assert_eq!(
             config.limits.reset_password_email_token_expiration_minutes,
             1440
@@ -615,6 +621,16 @@ mod tests {
         let source = Source::from_pairs([("FLEXIAPI_SINK_FETCH_WAIT_MS", "0.5s")]);
         let error = Config::from_source(&source).unwrap_err().to_string();
         assert!(error.contains("FLEXIAPI_SINK_FETCH_WAIT_MS"), "{error}");
+    }
+
+    #[test]
+    fn sync_gather_is_read_in_microseconds_and_may_be_zero() {
+        let source = Source::from_pairs([("FLEXIAPI_INGEST_SYNC_GATHER_US", "0")]);
+        let config = Config::from_source(&source).unwrap();
+        assert!(config.ingest.sync_gather.is_zero());
+        let source = Source::from_pairs([("FLEXIAPI_INGEST_SYNC_GATHER_US", "1500")]);
+        let config = Config::from_source(&source).unwrap();
+        assert_eq!(config.ingest.sync_gather, Duration::from_micros(1500));
     }
 
     #[test]

@@ -14,7 +14,10 @@
 //! next batch, while a sync thread fsyncs the WAL file and only then lets the batch's requests be answered.
 //! That is the guarantee of `synchronous=FULL` (the WAL synced after every commit before anyone hears of
 //! it) without holding the writer for the fsync. WAL frames are appended in commit order, so a sync covers
-//! every commit made before it; the sync thread lets commits gather for [`SYNC_GATHER`] before each fsync. Checkpoints run on a third thread (PASSIVE: they never block the writer),
+//! every commit made before it. The sync thread lets commits gather for a moment (`sync_gather`, 300 µs by
+//! default) before each fsync: with fsyncs back to back, now and then one stalled for tens of milliseconds on
+//! the test VM's disk, holding every reply; with the pause (and fewer fsyncs) the half-rate p99 stayed under
+//! 10 ms in 8 of 9 interleaved runs against 3 of 9, for about an eighth less maximum rate (`benches/NOTES.md`). Checkpoints run on a third thread (PASSIVE: they never block the writer),
 //! not inline in the commit that crosses SQLite's auto-checkpoint threshold; that thread runs at idle
 //! priority, so its bursts of page copies take only the time the request and writer threads leave.
 
@@ -64,12 +67,6 @@ const CHECKPOINTER_STARVED: Duration = Duration::from_secs(2);
 /// between two batches, and its next transaction starts the WAL from the beginning. Below it, the catch-up
 /// passes restart the WAL without holding up the writer.
 const WAL_RESTART_FRAMES: i64 = 10_000;
-/// How long the sync thread lets commits gather before each WAL fsync. With fsyncs back to back, now and then
-/// one stalled for tens of milliseconds on the test VM's disk, holding every reply (half-rate p99 34–87 ms in
-/// five runs of six); with this pause between them (and fewer of them), six runs of six stayed at 7.4–8.9 ms,
-/// for about a tenth less maximum rate (`benches/NOTES.md`, 2026-12-03 19:34–19:44 UTC). Each reply waits up
-/// to this much longer.
-const SYNC_GATHER: Duration = Duration::from_micros(300);
 
 enum Job {
     Batch {
@@ -90,8 +87,9 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Opens the (migrated) database file and starts the writer, sync and checkpoint threads.
-    pub fn open(path: &Path) -> Result<Writer, IngestError> {
+    /// Opens the (migrated) database file and starts the writer, sync and checkpoint threads; the sync thread
+    /// lets commits gather for `sync_gather` before each fsync.
+    pub fn open(path: &Path, sync_gather: Duration) -> Result<Writer, IngestError> {
         // Opened here rather than on the threads so that a bad path fails the start, not the first event.
         let cannot_open = |e: rusqlite::Error| {
             IngestError::Setup(format!(
@@ -121,7 +119,7 @@ impl Writer {
         let wal_file = wal_path(path);
         let syncer = start(
             "stats-sync",
-            Box::new(move || sync_loop(&wal_file, sync_jobs, pokes)),
+            Box::new(move || sync_loop(&wal_file, sync_jobs, pokes, sync_gather)),
         )?;
         let (jobs, receiver) = mpsc::channel();
         let thread = start(
@@ -306,9 +304,12 @@ fn sync_loop(
     wal: &Path,
     jobs: mpsc::Receiver<oneshot::Sender<Result<(), IngestError>>>,
     pokes: mpsc::SyncSender<()>,
+    gather: Duration,
 ) {
     while let Ok(first) = jobs.recv() {
-        std::thread::sleep(SYNC_GATHER);
+        if !gather.is_zero() {
+            std::thread::sleep(gather);
+        }
         // Everything queued was committed before this point: one fsync covers it all.
         let mut waiting = vec![first];
         waiting.extend(jobs.try_iter());
@@ -951,7 +952,7 @@ mod tests {
         let (syncs, jobs) = mpsc::channel();
         let (pokes, poked) = mpsc::sync_channel(1);
         let missing = dir.path().join("gone.db-wal");
-        let syncer = std::thread::spawn(move || sync_loop(&missing, jobs, pokes));
+        let syncer = std::thread::spawn(move || sync_loop(&missing, jobs, pokes, Duration::ZERO));
         let (first, first_done) = oneshot::channel();
         let (second, second_done) = oneshot::channel();
         syncs.send(first).unwrap();
@@ -975,7 +976,8 @@ mod tests {
         let (syncs, jobs) = mpsc::channel();
         let (pokes, _poked) = mpsc::sync_channel(1);
         let wal = wal_path(&path);
-        let syncer = std::thread::spawn(move || sync_loop(&wal, jobs, pokes));
+        let syncer =
+            std::thread::spawn(move || sync_loop(&wal, jobs, pokes, Duration::from_micros(300)));
         let (done, synced) = oneshot::channel();
         syncs.send(done).unwrap();
         drop(syncs);

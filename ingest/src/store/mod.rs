@@ -63,9 +63,10 @@ impl Embedded {
     pub fn start(db: Db, config: &Config) -> Result<Embedded, IngestError> {
         let target = match &db {
             // The pool's own parsed options: the very file (and URL options) the Db was opened with.
-            Db::Sqlite(pool) => {
-                Target::Sqlite(lite::Writer::open(pool.connect_options().get_filename())?)
-            }
+            Db::Sqlite(pool) => Target::Sqlite(lite::Writer::open(
+                pool.connect_options().get_filename(),
+                config.ingest.sync_gather,
+            )?),
             Db::Postgres(pool) => Target::Postgres(pool.clone()),
         };
         let (queue, receiver) = mpsc::channel(config.ingest.queue_depth.max(1));
