@@ -405,6 +405,33 @@ fn start_clickhouse(dir: &std::path::Path) {
         .success());
 }
 
+/// Starts ClickHouse again, when dropped while it is down: a failed assertion must not leave the tests that
+/// follow without it.
+struct ClickHouseBack(std::path::PathBuf);
+
+impl Drop for ClickHouseBack {
+    fn drop(&mut self) {
+        let (_, pid) = clickhouse_process();
+        let alive = Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !alive {
+            start_clickhouse(&self.0);
+        }
+    }
+}
+
+/// The sink's `flexiapi_sink_insert_retries_total`, 0 before its first retry.
+fn insert_retries(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with("flexiapi_sink_insert_retries_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clickhouse_down_for_a_while_then_back_loses_and_duplicates_nothing() {
     let _serial = SERIAL.lock().await;
@@ -414,6 +441,7 @@ async fn clickhouse_down_for_a_while_then_back_loses_and_duplicates_nothing() {
     let load = Load::start(&ingest.base, &scale.key, "chdown", 4, Duration::ZERO);
     load.wait_more(40).await;
     let (dir, pid) = clickhouse_process();
+    let _back = ClickHouseBack(dir.clone());
     assert!(Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()
@@ -421,15 +449,15 @@ async fn clickhouse_down_for_a_while_then_back_loses_and_duplicates_nothing() {
         .success());
     // The ingest keeps acknowledging while ClickHouse is away (the log is Kafka).
     load.wait_more(40).await;
-    let metrics = sink.metrics().await;
-    let retries = metrics
-        .lines()
-        .find(|l| l.starts_with("flexiapi_sink_insert_retries_total"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
+    // The sink's next batch (within its batch time) fails and is retried; the load may be quicker than that.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut metrics = sink.metrics().await;
+    while insert_retries(&metrics) < 1.0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        metrics = sink.metrics().await;
+    }
     assert!(
-        retries >= 1.0,
+        insert_retries(&metrics) >= 1.0,
         "the sink retried no insert while ClickHouse was down:\n{metrics}"
     );
     // A sink stopped while its inserts fail still stops (within its grace), leaving what it holds uncommitted;
