@@ -17,9 +17,12 @@
 //! every commit made before it. The sync thread lets commits gather for a moment (`sync_gather`, 300 µs by
 //! default) before each fsync: with fsyncs back to back, now and then one stalled for tens of milliseconds on
 //! the test VM's disk, holding every reply; with the pause (and fewer fsyncs) the half-rate p99 stayed under
-//! 10 ms in 8 of 9 interleaved runs against 3 of 9, for about an eighth less maximum rate (`benches/NOTES.md`). Checkpoints run on a third thread (PASSIVE: they never block the writer),
-//! not inline in the commit that crosses SQLite's auto-checkpoint threshold; that thread runs at idle
-//! priority, so its bursts of page copies take only the time the request and writer threads leave.
+//! 10 ms in 8 of 9 interleaved runs against 3 of 9, for about an eighth less maximum rate
+//! (`benches/NOTES.md`).
+//!
+//! Checkpoints run on a third thread (PASSIVE: they never block the writer), not inline in the commit that
+//! crosses SQLite's auto-checkpoint threshold; that thread runs at idle priority, so its bursts of page
+//! copies take only the time the request and writer threads leave.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

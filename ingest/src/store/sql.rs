@@ -48,24 +48,25 @@ macro_rules! writes {
             pub async fn apply(conn: &mut Conn, event: &Event, now: NaiveDateTime) -> Result<Outcome, sqlx::Error> {
                 match event {
                     Event::MessageCreated { id, from, sent_at, encrypted, conference_id, to } => {
-                        let inserted = sqlx::query(
+                        let inserted: Option<(i64,)> = sqlx::query_as(
                             "INSERT INTO statistics_messages (id, from_username, from_domain, sent_at, encrypted, conference_id, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (id) DO NOTHING")
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (id) DO NOTHING RETURNING seq")
                             .bind(id).bind(&from.username).bind(&from.domain).bind(naive(*sent_at))
                             .bind(*encrypted).bind(conference_id).bind(now)
-                            .execute(&mut *conn).await?.rows_affected();
-                        if inserted == 0 {
+                            .fetch_optional(&mut *conn).await?;
+                        // No row back: the id exists. The child rows are keyed by the new message's seq.
+                        let Some((seq,)) = inserted else {
                             return Ok(Outcome::Duplicate);
-                        }
+                        };
                         for (key, devices) in to {
                             let who = recipient(key);
                             for (device, response) in devices {
                                 sqlx::query(
                                     "INSERT INTO statistics_message_recipients (message_seq, message_id, to_username, to_domain, device_id, last_status, received_at) \
-                                     VALUES ((SELECT seq FROM statistics_messages WHERE id = $1), $1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING")
+                                     VALUES ($7, $1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING")
                                     .bind(id).bind(&who.username).bind(&who.domain).bind(device)
                                     .bind(response.as_ref().map(|r| r.last_status))
-                                    .bind(response.as_ref().map(|r| naive(r.received_at)))
+                                    .bind(response.as_ref().map(|r| naive(r.received_at))).bind(seq)
                                     .execute(&mut *conn).await?;
                             }
                         }
@@ -73,20 +74,20 @@ macro_rules! writes {
                         Ok(Outcome::Created)
                     }
                     Event::CallCreated { id, from, to, initiated_at, ended_at, conference_id, sip_call_id, devices } => {
-                        let inserted = sqlx::query(
+                        let inserted: Option<(i64,)> = sqlx::query_as(
                             "INSERT INTO statistics_calls (id, from_username, from_domain, to_username, to_domain, initiated_at, ended_at, conference_id, sip_call_id, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT (id) DO NOTHING")
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT (id) DO NOTHING RETURNING seq")
                             .bind(id).bind(&from.username).bind(&from.domain).bind(&to.username).bind(&to.domain)
                             .bind(naive(*initiated_at)).bind(ended_at.map(naive)).bind(conference_id).bind(sip_call_id).bind(now)
-                            .execute(&mut *conn).await?.rows_affected();
-                        if inserted == 0 {
+                            .fetch_optional(&mut *conn).await?;
+                        let Some((seq,)) = inserted else {
                             return Ok(Outcome::Duplicate);
-                        }
+                        };
                         for (device, state) in devices {
                             sqlx::query(
                                 "INSERT INTO statistics_call_forked_devices (call_seq, call_id, device_id, state) \
-                                 VALUES ((SELECT seq FROM statistics_calls WHERE id = $1), $1, $2, $3) ON CONFLICT DO NOTHING")
-                                .bind(id).bind(device).bind(state.as_ref().map(Value::to_string))
+                                 VALUES ($4, $1, $2, $3) ON CONFLICT DO NOTHING")
+                                .bind(id).bind(device).bind(state.as_ref().map(Value::to_string)).bind(seq)
                                 .execute(&mut *conn).await?;
                         }
                         apply_pending(conn, &format!("call:{id}"), now).await?;
@@ -130,13 +131,12 @@ macro_rules! writes {
             async fn apply_update(conn: &mut Conn, event: &Event, now: NaiveDateTime, keep: bool) -> Result<Outcome, sqlx::Error> {
                 let outcome = match event {
                     Event::MessageDeviceResponded { message_id, to, device_id, response } => {
-                        if !exists(conn, "SELECT 1 FROM statistics_messages WHERE id = $1", message_id).await? {
-                            None
-                        } else {
+                        // The message's seq, found once: its device rows are keyed by it.
+                        if let Some(seq) = seq_of(conn, "SELECT seq FROM statistics_messages WHERE id = $1", message_id).await? {
                             let existing: Option<(i64, NaiveDateTime)> = sqlx::query_as(
                                 "SELECT id, created_at FROM statistics_message_devices \
-                                 WHERE message_seq = (SELECT seq FROM statistics_messages WHERE id = $1) AND to_username = $2 AND to_domain = $3 AND device_id = $4")
-                                .bind(message_id).bind(&to.username).bind(&to.domain).bind(device_id)
+                                 WHERE message_seq = $1 AND to_username = $2 AND to_domain = $3 AND device_id = $4")
+                                .bind(seq).bind(&to.username).bind(&to.domain).bind(device_id)
                                 .fetch_optional(&mut *conn).await?;
                             let received_at = naive(response.received_at);
                             let (id, created_at, created) = match existing {
@@ -149,9 +149,9 @@ macro_rules! writes {
                                 None => {
                                     let (id,): (i64,) = sqlx::query_as(
                                         "INSERT INTO statistics_message_devices (message_seq, message_id, to_username, to_domain, device_id, last_status, received_at, created_at, updated_at) \
-                                         VALUES ((SELECT seq FROM statistics_messages WHERE id = $1), $1, $2, $3, $4, $5, $6, $7, $7) RETURNING id")
+                                         VALUES ($8, $1, $2, $3, $4, $5, $6, $7, $7) RETURNING id")
                                         .bind(message_id).bind(&to.username).bind(&to.domain).bind(device_id)
-                                        .bind(response.last_status).bind(received_at).bind(now)
+                                        .bind(response.last_status).bind(received_at).bind(now).bind(seq)
                                         .fetch_one(&mut *conn).await?;
                                     (id, now, true)
                                 }
@@ -168,15 +168,16 @@ macro_rules! writes {
                                 updated_at: now,
                             };
                             Some(Outcome::Upserted { created, row: row.to_json() })
+                        } else {
+                            None
                         }
                     }
                     Event::CallDeviceUpdated { call_id, device_id, rang_at, invite_terminated } => {
-                        if !exists(conn, "SELECT 1 FROM statistics_calls WHERE id = $1", call_id).await? {
-                            None
-                        } else {
+                        // The call's seq, found once: its device and forked-device rows are keyed by it.
+                        if let Some(seq) = seq_of(conn, "SELECT seq FROM statistics_calls WHERE id = $1", call_id).await? {
                             let existing: Option<CallDeviceRow> = sqlx::query_as(&format!(
-                                "SELECT {CALL_DEVICE_COLUMNS} FROM statistics_call_devices WHERE call_seq = (SELECT seq FROM statistics_calls WHERE id = $1) AND device_id = $2"))
-                                .bind(call_id).bind(device_id)
+                                "SELECT {CALL_DEVICE_COLUMNS} FROM statistics_call_devices WHERE call_seq = $1 AND device_id = $2"))
+                                .bind(seq).bind(device_id)
                                 .fetch_optional(&mut *conn).await?;
                             // Only the fields sent change the row (a later rang-only PATCH keeps the termination).
                             let rang = rang_at.map(naive);
@@ -199,8 +200,8 @@ macro_rules! writes {
                                 None => {
                                     let (id,): (i64,) = sqlx::query_as(
                                         "INSERT INTO statistics_call_devices (call_seq, call_id, device_id, rang_at, invite_terminated_at, invite_terminated_state, created_at, updated_at) \
-                                         VALUES ((SELECT seq FROM statistics_calls WHERE id = $1), $1, $2, $3, $4, $5, $6, $6) RETURNING id")
-                                        .bind(call_id).bind(device_id).bind(rang).bind(term_at).bind(&term_state).bind(now)
+                                         VALUES ($7, $1, $2, $3, $4, $5, $6, $6) RETURNING id")
+                                        .bind(call_id).bind(device_id).bind(rang).bind(term_at).bind(&term_state).bind(now).bind(seq)
                                         .fetch_one(&mut *conn).await?;
                                     let row = CallDeviceRow {
                                         id: Some(id),
@@ -215,10 +216,12 @@ macro_rules! writes {
                                     (row, true)
                                 }
                             };
-                            let forked = exists2(conn,
-                                "SELECT 1 FROM statistics_call_forked_devices WHERE call_seq = (SELECT seq FROM statistics_calls WHERE id = $1) AND device_id = $2",
-                                call_id, device_id).await?;
+                            let forked = sqlx::query("SELECT 1 FROM statistics_call_forked_devices WHERE call_seq = $1 AND device_id = $2")
+                                .bind(seq).bind(device_id)
+                                .fetch_optional(&mut *conn).await?.is_some();
                             Some(Outcome::Upserted { created, row: row.to_json(forked) })
+                        } else {
+                            None
                         }
                     }
                     Event::CallEnded { call_id, ended_at } => {
@@ -293,12 +296,9 @@ macro_rules! writes {
                     .execute(&mut *conn).await?.rows_affected())
             }
 
-            async fn exists(conn: &mut Conn, sql: &str, id: &str) -> Result<bool, sqlx::Error> {
-                Ok(sqlx::query(sql).bind(id).fetch_optional(&mut *conn).await?.is_some())
-            }
-
-            async fn exists2(conn: &mut Conn, sql: &str, a: &str, b: &str) -> Result<bool, sqlx::Error> {
-                Ok(sqlx::query(sql).bind(a).bind(b).fetch_optional(&mut *conn).await?.is_some())
+            /// The `seq` a one-column query by id finds, None when there is no such row.
+            async fn seq_of(conn: &mut Conn, sql: &str, id: &str) -> Result<Option<i64>, sqlx::Error> {
+                Ok(sqlx::query_as::<_, (i64,)>(sql).bind(id).fetch_optional(&mut *conn).await?.map(|(seq,)| seq))
             }
 
             /// A call with every device, or None.
