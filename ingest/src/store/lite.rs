@@ -6,9 +6,8 @@
 //! outcomes and stored text are those of the PostgreSQL write side in [`super::sql`] (timestamps in the
 //! `%F %T%.f` text sqlx-sqlite writes, so the sqlx read side parses them), and reads stay on sqlx. The SQL
 //! differs where a statement is cheaper here: a device update finds its parent, its row and whether it was
-//! forked in one lookup, a child row takes its parent's `seq` from that lookup (or, for a POST's own rows, from
-//! the insert's rowid) instead of a subquery, and a batch looks for waiting updates only when the pending table
-//! has any.
+//! forked in one lookup (which also gives the parent's `seq` its child rows are keyed by), and a batch looks
+//! for waiting updates only when the pending table has any.
 //!
 //! Durability is pipelined. The writer commits with `synchronous=NORMAL` (no fsync) and goes on with the
 //! next batch, while a sync thread fsyncs the WAL file and only then lets the batch's requests be answered.
