@@ -6,6 +6,7 @@
 //! in log order ([`super::rebuild`]).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use chrono::DateTime;
 use flexiapi_core::time::laravel;
@@ -14,14 +15,16 @@ use serde_json::{json, Value};
 use crate::event::{Envelope, Event, Identity, Timestamp};
 use crate::log::Outcome;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Call,
     Message,
     Conference,
 }
 
-type Key = (Kind, String);
+/// Entities of one kind by id. Looked up by `&str` (no key is built per request); the id is allocated once,
+/// shared with the eviction order.
+type Map<V> = HashMap<Arc<str>, V>;
 
 #[derive(Default)]
 struct CallDevice {
@@ -68,16 +71,13 @@ struct ConferenceEntry {
     participant_device_events: Vec<Value>,
 }
 
-enum Entity {
-    Call(CallEntry),
-    Message(MessageEntry),
-    Conference(ConferenceEntry),
-}
-
 /// Entities seen recently, with what the replies need.
 pub struct Index {
-    entities: HashMap<Key, Entity>,
-    order: VecDeque<Key>,
+    calls: Map<CallEntry>,
+    messages: Map<MessageEntry>,
+    conferences: Map<ConferenceEntry>,
+    /// Every remembered entity, oldest first.
+    order: VecDeque<(Kind, Arc<str>)>,
     capacity: usize,
 }
 
@@ -93,22 +93,13 @@ fn optional(seconds: Option<Timestamp>) -> Value {
     seconds.map(stamp).map(Value::from).unwrap_or(Value::Null)
 }
 
-fn key_of(event: &Event) -> Key {
-    let kind = match event {
-        Event::CallCreated { .. } | Event::CallDeviceUpdated { .. } | Event::CallEnded { .. } => {
-            Kind::Call
-        }
-        Event::MessageCreated { .. } | Event::MessageDeviceResponded { .. } => Kind::Message,
-        _ => Kind::Conference,
-    };
-    (kind, event.entity_id().to_owned())
-}
-
 impl Index {
     /// An empty index remembering at most `capacity` entities.
     pub fn new(capacity: usize) -> Index {
         Index {
-            entities: HashMap::new(),
+            calls: Map::default(),
+            messages: Map::default(),
+            conferences: Map::default(),
             order: VecDeque::new(),
             capacity: capacity.max(1),
         }
@@ -116,44 +107,81 @@ impl Index {
 
     /// Entities remembered.
     pub fn len(&self) -> usize {
-        self.entities.len()
+        self.calls.len() + self.messages.len() + self.conferences.len()
     }
 
     /// True when nothing is remembered.
     pub fn is_empty(&self) -> bool {
-        self.entities.is_empty()
+        self.len() == 0
     }
 
     /// True when `event` creates an entity that already exists: it is answered 400 and not appended.
     pub fn is_duplicate(&self, event: &Event) -> bool {
-        let entity = self.entities.get(&key_of(event));
-        match (event, entity) {
-            (Event::CallCreated { .. }, Some(Entity::Call(c))) => c.info.is_some(),
-            (Event::MessageCreated { .. }, Some(Entity::Message(m))) => m.created,
-            (Event::ConferenceCreated { .. }, Some(Entity::Conference(c))) => c.created.is_some(),
+        match event {
+            Event::CallCreated { id, .. } => self
+                .calls
+                .get(id.as_str())
+                .is_some_and(|c| c.info.is_some()),
+            Event::MessageCreated { id, .. } => {
+                self.messages.get(id.as_str()).is_some_and(|m| m.created)
+            }
+            Event::ConferenceCreated { id, .. } => self
+                .conferences
+                .get(id.as_str())
+                .is_some_and(|c| c.created.is_some()),
             _ => false,
         }
     }
 
-    fn entity(&mut self, key: Key, make: fn() -> Entity) -> &mut Entity {
-        if !self.entities.contains_key(&key) {
-            while self.entities.len() >= self.capacity {
-                match self.order.pop_front() {
-                    Some(old) => {
-                        self.entities.remove(&old);
-                    }
-                    None => break,
-                }
+    /// Forgets the oldest entities until there is room for one more.
+    fn make_room(&mut self) {
+        while self.len() >= self.capacity {
+            let Some((kind, id)) = self.order.pop_front() else {
+                break;
+            };
+            match kind {
+                Kind::Call => drop(self.calls.remove(&id)),
+                Kind::Message => drop(self.messages.remove(&id)),
+                Kind::Conference => drop(self.conferences.remove(&id)),
             }
-            self.order.push_back(key.clone());
         }
-        self.entities.entry(key).or_insert_with(make)
+    }
+
+    /// Remembers `id` as the newest entity (it is not in any map yet); the key to insert it under.
+    fn admit(&mut self, kind: Kind, id: &str) -> Arc<str> {
+        self.make_room();
+        let key: Arc<str> = Arc::from(id);
+        self.order.push_back((kind, key.clone()));
+        key
+    }
+
+    fn call(&mut self, id: &str) -> &mut CallEntry {
+        if !self.calls.contains_key(id) {
+            let key = self.admit(Kind::Call, id);
+            self.calls.insert(key, CallEntry::default());
+        }
+        self.calls.get_mut(id).expect("just inserted")
+    }
+
+    fn message(&mut self, id: &str) -> &mut MessageEntry {
+        if !self.messages.contains_key(id) {
+            let key = self.admit(Kind::Message, id);
+            self.messages.insert(key, MessageEntry::default());
+        }
+        self.messages.get_mut(id).expect("just inserted")
+    }
+
+    fn conference(&mut self, id: &str) -> &mut ConferenceEntry {
+        if !self.conferences.contains_key(id) {
+            let key = self.admit(Kind::Conference, id);
+            self.conferences.insert(key, ConferenceEntry::default());
+        }
+        self.conferences.get_mut(id).expect("just inserted")
     }
 
     /// Applies an appended event and returns the reply's outcome.
     pub fn apply(&mut self, envelope: &Envelope) -> Outcome {
         let now = envelope.acked_at_us;
-        let key = key_of(&envelope.event);
         match &envelope.event {
             Event::CallCreated {
                 from,
@@ -165,10 +193,7 @@ impl Index {
                 devices,
                 ..
             } => {
-                let Entity::Call(call) = self.entity(key, || Entity::Call(CallEntry::default()))
-                else {
-                    return Outcome::Created;
-                };
+                let call = self.call(envelope.event.entity_id());
                 if call.info.is_some() {
                     return Outcome::Duplicate;
                 }
@@ -191,10 +216,7 @@ impl Index {
                 rang_at,
                 invite_terminated,
             } => {
-                let Entity::Call(call) = self.entity(key, || Entity::Call(CallEntry::default()))
-                else {
-                    return Outcome::UnknownParent;
-                };
+                let call = self.call(call_id);
                 let created = !call.devices.iter().any(|d| &d.device_id == device_id);
                 if created {
                     call.devices.push(CallDevice {
@@ -224,10 +246,7 @@ impl Index {
                 Outcome::Upserted { created, row }
             }
             Event::CallEnded { call_id, ended_at } => {
-                let Entity::Call(call) = self.entity(key, || Entity::Call(CallEntry::default()))
-                else {
-                    return Outcome::NotFound;
-                };
+                let call = self.call(call_id);
                 call.ended_at = Some(*ended_at);
                 call.updated_us = call.updated_us.max(now);
                 match &call.info {
@@ -236,11 +255,7 @@ impl Index {
                 }
             }
             Event::MessageCreated { .. } => {
-                let Entity::Message(message) =
-                    self.entity(key, || Entity::Message(MessageEntry::default()))
-                else {
-                    return Outcome::Created;
-                };
+                let message = self.message(envelope.event.entity_id());
                 if message.created {
                     return Outcome::Duplicate;
                 }
@@ -253,11 +268,7 @@ impl Index {
                 device_id,
                 response,
             } => {
-                let Entity::Message(message) =
-                    self.entity(key, || Entity::Message(MessageEntry::default()))
-                else {
-                    return Outcome::UnknownParent;
-                };
+                let message = self.message(message_id);
                 let created = !message
                     .responded
                     .iter()
@@ -290,11 +301,7 @@ impl Index {
                 schedule,
                 ..
             } => {
-                let Entity::Conference(conference) =
-                    self.entity(key, || Entity::Conference(ConferenceEntry::default()))
-                else {
-                    return Outcome::Created;
-                };
+                let conference = self.conference(envelope.event.entity_id());
                 if conference.created.is_some() {
                     return Outcome::Duplicate;
                 }
@@ -309,11 +316,7 @@ impl Index {
                 conference_id,
                 ended_at,
             } => {
-                let Entity::Conference(conference) =
-                    self.entity(key, || Entity::Conference(ConferenceEntry::default()))
-                else {
-                    return Outcome::NotFound;
-                };
+                let conference = self.conference(conference_id);
                 conference.ended_at = Some(*ended_at);
                 conference.updated_us = conference.updated_us.max(now);
                 if conference.created.is_none() {
@@ -327,13 +330,10 @@ impl Index {
                 event_type,
                 ..
             } => {
-                if let Entity::Conference(conference) =
-                    self.entity(key, || Entity::Conference(ConferenceEntry::default()))
-                {
-                    conference.participant_events.push(json!({
-                        "participant": participant.to_string(), "type": event_type, "at": stamp(*at),
-                    }));
-                }
+                let conference = self.conference(envelope.event.entity_id());
+                conference.participant_events.push(json!({
+                    "participant": participant.to_string(), "type": event_type, "at": stamp(*at),
+                }));
                 Outcome::Created
             }
             Event::ParticipantDeviceEvent {
@@ -343,13 +343,10 @@ impl Index {
                 event_type,
                 ..
             } => {
-                if let Entity::Conference(conference) =
-                    self.entity(key, || Entity::Conference(ConferenceEntry::default()))
-                {
-                    conference.participant_device_events.push(json!({
-                        "participant": participant.to_string(), "device_id": device_id, "type": event_type, "at": stamp(*at),
-                    }));
-                }
+                let conference = self.conference(envelope.event.entity_id());
+                conference.participant_device_events.push(json!({
+                    "participant": participant.to_string(), "device_id": device_id, "type": event_type, "at": stamp(*at),
+                }));
                 Outcome::Created
             }
         }
@@ -530,5 +527,28 @@ mod tests {
         assert_eq!(index.len(), 3);
         assert!(index.is_duplicate(&call("c9")));
         assert!(!index.is_duplicate(&call("c0")));
+    }
+
+    #[test]
+    fn kinds_share_the_bound_and_not_their_ids() {
+        let message = |id: &str| Event::MessageCreated {
+            id: id.into(),
+            from: Identity::parse("a@d").unwrap(),
+            sent_at: 1_700_000_000,
+            encrypted: false,
+            conference_id: None,
+            to: Default::default(),
+        };
+        let mut index = Index::new(2);
+        assert_eq!(index.apply(&env(1, call("x"))), Outcome::Created);
+        // A message may carry a call's id: it is another entity.
+        assert!(!index.is_duplicate(&message("x")));
+        assert_eq!(index.apply(&env(2, message("x"))), Outcome::Created);
+        assert!(index.is_duplicate(&call("x")) && index.is_duplicate(&message("x")));
+        // A third entity, of either kind, pushes out the oldest: the call.
+        assert_eq!(index.apply(&env(3, message("y"))), Outcome::Created);
+        assert_eq!(index.len(), 2);
+        assert!(!index.is_duplicate(&call("x")));
+        assert!(index.is_duplicate(&message("x")) && index.is_duplicate(&message("y")));
     }
 }

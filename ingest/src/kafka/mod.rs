@@ -29,7 +29,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::ClientContext;
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::Mutex;
+use std::sync::Mutex;
 
 use crate::error::IngestError;
 use crate::event::{Envelope, Event};
@@ -112,6 +112,13 @@ impl KafkaLog {
         }))
     }
 
+    /// The index; a plain mutex, as it is never held across an await.
+    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Acknowledgement time, strictly increasing on this node.
     fn ack_time(&self) -> i64 {
         let now = chrono::Utc::now().timestamp_micros();
@@ -131,7 +138,7 @@ impl KafkaLog {
     }
 
     async fn append_event(&self, event: Event) -> Result<Outcome, IngestError> {
-        if self.index.lock().await.is_duplicate(&event) {
+        if self.index().is_duplicate(&event) {
             return Ok(Outcome::Duplicate);
         }
         let envelope = Envelope {
@@ -149,7 +156,7 @@ impl KafkaLog {
             .map_err(|(e, _)| IngestError::Backend(format!("kafka delivery: {e}")))?;
         metrics::counter!(crate::metrics::EVENTS_APPENDED, "kind" => envelope.event.kind())
             .increment(1);
-        Ok(self.index.lock().await.apply(&envelope))
+        Ok(self.index().apply(&envelope))
     }
 }
 
