@@ -85,6 +85,43 @@ async fn events_flow_to_clickhouse_exactly_once_and_statuses_follow_the_log() {
             events.push(event);
         }
     }
+    // Two POSTs of one new call at once: the first to reach the index is appended, the other is refused
+    // before it reaches the log (were both appended, the refused one, later in the log, would be the call
+    // ClickHouse keeps).
+    let racing = |from: &str| match call_events(40).remove(0) {
+        Event::CallCreated {
+            id,
+            to,
+            initiated_at,
+            ended_at,
+            conference_id,
+            sip_call_id,
+            devices,
+            ..
+        } => Event::CallCreated {
+            id,
+            from: who(from),
+            to,
+            initiated_at,
+            ended_at,
+            conference_id,
+            sip_call_id,
+            devices,
+        },
+        other => unreachable!("{other:?}"),
+    };
+    let (one, two) = (racing("racer1@a.example"), racing("racer2@a.example"));
+    let (first, second) = tokio::join!(log.append(one.clone()), log.append(two.clone()));
+    let (winner, loser) = match (first.unwrap(), second.unwrap()) {
+        (Outcome::Created, Outcome::Duplicate) => ("racer1@a.example", "racer2@a.example"),
+        (Outcome::Duplicate, Outcome::Created) => ("racer2@a.example", "racer1@a.example"),
+        other => panic!("two POSTs of one call answered {other:?}"),
+    };
+    events.push(if winner == "racer1@a.example" {
+        one
+    } else {
+        two
+    });
     // A second POST of a known call is refused and not appended.
     assert_eq!(
         log.append(call_events(1).remove(0)).await.unwrap(),
@@ -148,6 +185,10 @@ async fn events_flow_to_clickhouse_exactly_once_and_statuses_follow_the_log() {
     assert_eq!(m["id"], "msg000027");
     assert_eq!(m["to"]["callee0@b.example"]["d1"]["last_status"], 200);
     assert_eq!(m["to"]["callee0@b.example"]["d2"]["last_status"], 200);
+
+    // The racing POSTs: the call stored is the one answered 200.
+    assert_eq!(reader.calls(&who(winner), 0, 30).await.unwrap().total, 1);
+    assert_eq!(reader.calls(&who(loser), 0, 30).await.unwrap().total, 0);
 
     let conference = reader.conference("conf0001").await.unwrap().unwrap();
     assert_eq!(

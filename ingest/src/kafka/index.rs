@@ -49,6 +49,8 @@ struct CallInfo {
 
 #[derive(Default)]
 struct CallEntry {
+    /// Its POST is on its way to the log (see [`Index::begin`]).
+    creating: bool,
     info: Option<CallInfo>,
     devices: Vec<CallDevice>,
     ended_at: Option<Timestamp>,
@@ -57,6 +59,7 @@ struct CallEntry {
 
 #[derive(Default)]
 struct MessageEntry {
+    creating: bool,
     created: bool,
     /// (to, device) pairs that reported.
     responded: Vec<(Identity, String)>,
@@ -64,6 +67,7 @@ struct MessageEntry {
 
 #[derive(Default)]
 struct ConferenceEntry {
+    creating: bool,
     created: Option<(Timestamp, Option<String>, i64)>,
     ended_at: Option<Timestamp>,
     updated_us: i64,
@@ -115,21 +119,61 @@ impl Index {
         self.len() == 0
     }
 
-    /// True when `event` creates an entity that already exists: it is answered 400 and not appended.
+    /// True when `event` creates an entity that already exists, or whose creation is on its way to the log:
+    /// it is answered 400 and not appended.
     pub fn is_duplicate(&self, event: &Event) -> bool {
         match event {
             Event::CallCreated { id, .. } => self
                 .calls
                 .get(id.as_str())
-                .is_some_and(|c| c.info.is_some()),
-            Event::MessageCreated { id, .. } => {
-                self.messages.get(id.as_str()).is_some_and(|m| m.created)
-            }
+                .is_some_and(|c| c.creating || c.info.is_some()),
+            Event::MessageCreated { id, .. } => self
+                .messages
+                .get(id.as_str())
+                .is_some_and(|m| m.creating || m.created),
             Event::ConferenceCreated { id, .. } => self
                 .conferences
                 .get(id.as_str())
-                .is_some_and(|c| c.created.is_some()),
+                .is_some_and(|c| c.creating || c.created.is_some()),
             _ => false,
+        }
+    }
+
+    /// Before `event` goes to the log: false when it is a duplicate create (not to be appended). A create that
+    /// goes marks its entity as being created until [`Index::apply`] or [`Index::abandon`], so a second POST
+    /// of the same id meanwhile is refused too, instead of both reaching the log.
+    pub fn begin(&mut self, event: &Event) -> bool {
+        if self.is_duplicate(event) {
+            return false;
+        }
+        match event {
+            Event::CallCreated { id, .. } => self.call(id).creating = true,
+            Event::MessageCreated { id, .. } => self.message(id).creating = true,
+            Event::ConferenceCreated { id, .. } => self.conference(id).creating = true,
+            _ => {}
+        }
+        true
+    }
+
+    /// `event` did not reach the log: its create may be tried again.
+    pub fn abandon(&mut self, event: &Event) {
+        match event {
+            Event::CallCreated { id, .. } => {
+                if let Some(call) = self.calls.get_mut(id.as_str()) {
+                    call.creating = false;
+                }
+            }
+            Event::MessageCreated { id, .. } => {
+                if let Some(message) = self.messages.get_mut(id.as_str()) {
+                    message.creating = false;
+                }
+            }
+            Event::ConferenceCreated { id, .. } => {
+                if let Some(conference) = self.conferences.get_mut(id.as_str()) {
+                    conference.creating = false;
+                }
+            }
+            _ => {}
         }
     }
 
@@ -194,6 +238,7 @@ impl Index {
                 ..
             } => {
                 let call = self.call(envelope.event.entity_id());
+                call.creating = false;
                 if call.info.is_some() {
                     return Outcome::Duplicate;
                 }
@@ -256,6 +301,7 @@ impl Index {
             }
             Event::MessageCreated { .. } => {
                 let message = self.message(envelope.event.entity_id());
+                message.creating = false;
                 if message.created {
                     return Outcome::Duplicate;
                 }
@@ -302,6 +348,7 @@ impl Index {
                 ..
             } => {
                 let conference = self.conference(envelope.event.entity_id());
+                conference.creating = false;
                 if conference.created.is_some() {
                     return Outcome::Duplicate;
                 }
@@ -550,5 +597,35 @@ mod tests {
         assert_eq!(index.len(), 2);
         assert!(!index.is_duplicate(&call("x")));
         assert!(index.is_duplicate(&message("x")) && index.is_duplicate(&message("y")));
+    }
+
+    #[test]
+    fn a_create_on_its_way_to_the_log_refuses_a_second_one() {
+        let mut index = Index::new(10);
+        assert!(index.begin(&call("c")));
+        // A second POST while the first is being delivered.
+        assert!(!index.begin(&call("c")));
+        assert!(index.is_duplicate(&call("c")));
+        // Updates are not held back meanwhile.
+        assert!(index.begin(&device("c", "d1")));
+        // The first never reached the log: the call may be posted again.
+        index.abandon(&call("c"));
+        assert!(!index.is_duplicate(&call("c")));
+        assert!(index.begin(&call("c")));
+        assert_eq!(index.apply(&env(1, call("c"))), Outcome::Created);
+        assert!(!index.begin(&call("c")));
+        // Each kind has its own mark.
+        let message = Event::MessageCreated {
+            id: "c".into(),
+            from: Identity::parse("a@d").unwrap(),
+            sent_at: 1_700_000_000,
+            encrypted: false,
+            conference_id: None,
+            to: Default::default(),
+        };
+        assert!(index.begin(&message));
+        assert!(!index.begin(&message));
+        assert_eq!(index.apply(&env(2, message.clone())), Outcome::Created);
+        assert!(index.is_duplicate(&message));
     }
 }

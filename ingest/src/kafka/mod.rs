@@ -15,7 +15,7 @@
 pub mod index;
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flexiapi_core::Config;
@@ -29,7 +29,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::ClientContext;
 use rdkafka::{Offset, TopicPartitionList};
-use std::sync::Mutex;
 
 use crate::error::IngestError;
 use crate::event::{Envelope, Event};
@@ -71,8 +70,8 @@ pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result
 /// The Kafka event log of `flexiapi ingest`.
 pub struct KafkaLog {
     producer: FutureProducer,
-    topic: String,
-    index: Mutex<Index>,
+    topic: Arc<str>,
+    index: Arc<Mutex<Index>>,
     last_ack_us: AtomicI64,
 }
 
@@ -106,17 +105,10 @@ impl KafkaLog {
         );
         Ok(Arc::new(KafkaLog {
             producer,
-            topic: config.kafka_topic.clone(),
-            index: Mutex::new(index),
+            topic: Arc::from(config.kafka_topic.as_str()),
+            index: Arc::new(Mutex::new(index)),
             last_ack_us: AtomicI64::new(0),
         }))
-    }
-
-    /// The index; a plain mutex, as it is never held across an await.
-    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
-        self.index
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Acknowledgement time, strictly increasing on this node.
@@ -138,26 +130,55 @@ impl KafkaLog {
     }
 
     async fn append_event(&self, event: Event) -> Result<Outcome, IngestError> {
-        if self.index().is_duplicate(&event) {
+        if !lock(&self.index).begin(&event) {
             return Ok(Outcome::Duplicate);
         }
         let envelope = Envelope {
             acked_at_us: self.ack_time(),
             event,
         };
-        let payload = serde_json::to_vec(&envelope)
-            .map_err(|e| IngestError::Backend(format!("event encoding: {e}")))?;
-        let record = FutureRecord::to(&self.topic)
-            .key(envelope.event.entity_id())
-            .payload(&payload);
-        self.producer
-            .send(record, Timeout::Never)
-            .await
-            .map_err(|(e, _)| IngestError::Backend(format!("kafka delivery: {e}")))?;
-        metrics::counter!(crate::metrics::EVENTS_APPENDED, "kind" => envelope.event.kind())
-            .increment(1);
-        Ok(self.index().apply(&envelope))
+        let payload = match serde_json::to_vec(&envelope) {
+            Ok(payload) => payload,
+            Err(e) => {
+                lock(&self.index).abandon(&envelope.event);
+                return Err(IngestError::Backend(format!("event encoding: {e}")));
+            }
+        };
+        // Delivery and the index update run on their own task: a request dropped meanwhile (its client gone)
+        // must not leave a delivered event out of the index, or its create marked in flight for good.
+        let (producer, topic, index) = (
+            self.producer.clone(),
+            self.topic.clone(),
+            self.index.clone(),
+        );
+        tokio::spawn(async move {
+            let record = FutureRecord::to(&topic)
+                .key(envelope.event.entity_id())
+                .payload(&payload);
+            let delivered = producer.send(record, Timeout::Never).await;
+            let mut index = lock(&index);
+            match delivered {
+                Ok(_) => {
+                    metrics::counter!(crate::metrics::EVENTS_APPENDED, "kind" => envelope.event.kind())
+                        .increment(1);
+                    Ok(index.apply(&envelope))
+                }
+                Err((e, _)) => {
+                    index.abandon(&envelope.event);
+                    Err(IngestError::Backend(format!("kafka delivery: {e}")))
+                }
+            }
+        })
+        .await
+        .map_err(|e| IngestError::Backend(format!("kafka append task: {e}")))?
     }
+}
+
+/// The index; a plain mutex, as it is never held across an await.
+fn lock(index: &Mutex<Index>) -> std::sync::MutexGuard<'_, Index> {
+    index
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl EventLog for KafkaLog {
