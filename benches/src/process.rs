@@ -21,7 +21,8 @@ pub fn free_addr() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
-/// `program args…` on any core (a service the benchmark needs, not the server measured).
+/// `program args…` (a service the benchmark needs, not the server measured), on the cores this benchmark may
+/// use: it inherits the load generator's affinity (core 1 under run.sh), never taking the server's core.
 pub fn start_unpinned(program: &Path, args: &[&str], addr: SocketAddr) -> anyhow::Result<Server> {
     start_unpinned_env(program, args, &[], addr)
 }

@@ -292,7 +292,8 @@ pub async fn run(common: &Common, ceiling: &Report, tansu: Option<&Path>) -> any
     // consumer-group join on Tansu alone takes ~20 s).
     let backlog = warm.ok + max.ok;
     let mut ch = ClickHouse::open(&clickhouse, &database).await?;
-    // The sink runs on any core: pinned beside the ingest it would only measure their contention.
+    // The sink runs on the load generator's core (inherited), like the broker: beside the ingest it would
+    // only measure their contention.
     let sink = {
         let addr = process::free_addr()?;
         let mut env = settings.clone();
