@@ -4,7 +4,8 @@
 //! serialised as JSON and produced with the entity id as key (one call's, message's or conference's events
 //! land in one partition, in order) by an idempotent producer with `acks=all`; the reply is sent only once
 //! the broker confirmed the delivery. The statuses that depend on earlier events come from the [`index`],
-//! rebuilt at start from the topic's recent events ([`rebuild`]).
+//! rebuilt at start from the topic's recent events ([`rebuild`]). The producer's delivery reports apply each
+//! event to the index, so it follows the log's order, the one a rebuild replays.
 //!
 //! Several ingest nodes: each node's index knows the events it appended itself plus, as of its start, those
 //! of the others. Flexisip keeps one connection per process and sends one entity's events one at a time, so
@@ -25,10 +26,10 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::util::Timeout;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::oneshot;
 
 use crate::error::IngestError;
 use crate::event::{Envelope, Event};
@@ -67,9 +68,60 @@ pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result
     Ok(())
 }
 
+/// What a delivery report needs: the event (for the index) and who waits for the outcome.
+struct Pending {
+    envelope: Envelope,
+    reply: oneshot::Sender<Result<Outcome, IngestError>>,
+}
+
+/// The producer's delivery reports. Each applies its event to the index, then answers the request: the reports
+/// of a partition come in offset order, so one entity's events reach the index in the order the log holds them
+/// (the order a rebuild replays), whatever the order the requests' tasks run in; and a request dropped
+/// meanwhile (its client gone) still has its delivered event applied.
+struct Deliveries {
+    index: Arc<Mutex<Index>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = Box<Pending>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+        let Pending { envelope, reply } = *pending;
+        let outcome = match result {
+            Ok(_) => {
+                metrics::counter!(crate::metrics::EVENTS_APPENDED, "kind" => envelope.event.kind())
+                    .increment(1);
+                Ok(lock(&self.index).apply(&envelope))
+            }
+            Err((e, _)) => {
+                lock(&self.index).abandon(&envelope.event);
+                Err(IngestError::Backend(format!("kafka delivery: {e}")))
+            }
+        };
+        // The request may be gone; its event is applied all the same.
+        let _ = reply.send(outcome);
+    }
+}
+
+/// A create waiting for room in the producer's queue: forgotten (`abandon`) if the request is dropped meanwhile.
+struct Unqueued<'a> {
+    index: &'a Mutex<Index>,
+    event: Option<Event>,
+}
+
+impl Drop for Unqueued<'_> {
+    fn drop(&mut self) {
+        if let Some(event) = &self.event {
+            lock(self.index).abandon(event);
+        }
+    }
+}
+
 /// The Kafka event log of `flexiapi ingest`.
 pub struct KafkaLog {
-    producer: FutureProducer,
+    producer: ThreadedProducer<Deliveries>,
     topic: Arc<str>,
     index: Arc<Mutex<Index>>,
     last_ack_us: AtomicI64,
@@ -83,30 +135,35 @@ impl KafkaLog {
             .clone()
             .ok_or_else(|| IngestError::Setup("FLEXIAPI_KAFKA_BROKERS is not set".into()))?;
         ensure_topic(&brokers, &config.kafka_topic, config.scale.kafka_partitions).await?;
-        let producer: FutureProducer = ClientConfig::new()
+        let index = Arc::new(Mutex::new(Index::new(1)));
+        let producer: ThreadedProducer<Deliveries> = ClientConfig::new()
             .set("bootstrap.servers", &brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             // Flexisip gives up on a request after 30 s of silence: fail before that.
             .set("message.timeout.ms", "25000")
             .set("linger.ms", "1")
-            .create()
+            .create_with_context(Deliveries {
+                index: index.clone(),
+            })
             .map_err(|e| IngestError::Setup(format!("kafka producer: {e}")))?;
         let topic = config.kafka_topic.clone();
         let capacity = config.scale.index_capacity;
         let window = config.scale.index_window;
-        let index =
+        let rebuilt =
             tokio::task::spawn_blocking(move || rebuild(&brokers, &topic, capacity, window))
                 .await
                 .map_err(|e| IngestError::Setup(format!("index rebuild: {e}")))??;
         tracing::info!(
-            entities = index.len(),
+            entities = rebuilt.len(),
             "ingest index rebuilt from the topic"
         );
+        // Nothing was produced yet: the placeholder the delivery reports share is replaced whole.
+        *lock(&index) = rebuilt;
         Ok(Arc::new(KafkaLog {
             producer,
             topic: Arc::from(config.kafka_topic.as_str()),
-            index: Arc::new(Mutex::new(index)),
+            index,
             last_ack_us: AtomicI64::new(0),
         }))
     }
@@ -144,33 +201,57 @@ impl KafkaLog {
                 return Err(IngestError::Backend(format!("event encoding: {e}")));
             }
         };
-        // Delivery and the index update run on their own task: a request dropped meanwhile (its client gone)
-        // must not leave a delivered event out of the index, or its create marked in flight for good.
-        let (producer, topic, index) = (
-            self.producer.clone(),
-            self.topic.clone(),
-            self.index.clone(),
-        );
-        tokio::spawn(async move {
-            let record = FutureRecord::to(&topic)
-                .key(envelope.event.entity_id())
-                .payload(&payload);
-            let delivered = producer.send(record, Timeout::Never).await;
-            let mut index = lock(&index);
-            match delivered {
-                Ok(_) => {
-                    metrics::counter!(crate::metrics::EVENTS_APPENDED, "kind" => envelope.event.kind())
-                        .increment(1);
-                    Ok(index.apply(&envelope))
-                }
-                Err((e, _)) => {
-                    index.abandon(&envelope.event);
-                    Err(IngestError::Backend(format!("kafka delivery: {e}")))
-                }
+        let key = envelope.event.entity_id().to_owned();
+        let (reply, outcome) = oneshot::channel();
+        let pending = Box::new(Pending { envelope, reply });
+        let record = BaseRecord::with_opaque_to(&self.topic, pending)
+            .key(&key)
+            .payload(&payload);
+        match self.producer.send(record) {
+            Ok(()) => {}
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
+                self.enqueue_when_room(record.delivery_opaque, &key, &payload)
+                    .await?
             }
-        })
-        .await
-        .map_err(|e| IngestError::Backend(format!("kafka append task: {e}")))?
+            Err((e, record)) => {
+                lock(&self.index).abandon(&record.delivery_opaque.envelope.event);
+                return Err(IngestError::Backend(format!("kafka produce: {e}")));
+            }
+        }
+        outcome.await.map_err(|_| {
+            IngestError::Backend("kafka producer gone before the delivery report".into())
+        })?
+    }
+
+    /// The producer's queue was full (the broker is slow or away): tries again every 100 ms, as long as the
+    /// request waits, rather than answering what the client would count as delivered.
+    async fn enqueue_when_room(
+        &self,
+        mut pending: Box<Pending>,
+        key: &str,
+        payload: &[u8],
+    ) -> Result<(), IngestError> {
+        let mut unqueued = Unqueued {
+            index: &self.index,
+            event: Some(pending.envelope.event.clone()),
+        };
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let record = BaseRecord::with_opaque_to(&self.topic, pending)
+                .key(key)
+                .payload(payload);
+            match self.producer.send(record) {
+                Ok(()) => {
+                    // From here the delivery report settles the create.
+                    unqueued.event = None;
+                    return Ok(());
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
+                    pending = record.delivery_opaque
+                }
+                Err((e, _)) => return Err(IngestError::Backend(format!("kafka produce: {e}"))),
+            }
+        }
     }
 }
 
