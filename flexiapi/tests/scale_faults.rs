@@ -1,5 +1,6 @@
 //! Scale mode under faults, with the real binaries and services: kill -9 of the sink mid-batch, a broker
-//! restart, ClickHouse stopped for a while, kill -9 of the ingest under load. After each, every event the
+//! restart, the broker away past the delivery timeout, ClickHouse stopped for a while, kill -9 of the ingest
+//! under load. After each, every event the
 //! ingest acknowledged (200/201) is in ClickHouse exactly once (read with FINAL), and nothing is there twice.
 //!
 //! The tests stop shared services (the broker, ClickHouse): they run one at a time.
@@ -374,6 +375,90 @@ async fn broker_restart_under_load(how: &str) {
     load.wait_more(40).await;
     let ledger = load.finish().await;
     assert_exactly_once(&ch, &ledger, Duration::from_secs(240)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_away_past_the_delivery_timeout_answers_503_then_recovers() {
+    let _serial = SERIAL.lock().await;
+    let restart = service("FLEXIAPI_TEST_TANSU_RESTART_CMD");
+    let scale = Scale::new(&[]);
+    let mut ingest = scale.spawn("ingest");
+    ingest.wait_ready(Duration::from_secs(90)).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    assert_eq!(
+        post_call(&client, &ingest, &scale.key, "away-before").await,
+        200
+    );
+
+    let _back = BrokerBack(restart.clone());
+    assert!(Command::new(&restart)
+        .arg("stop")
+        .status()
+        .unwrap()
+        .success());
+    // No broker confirms it within the delivery timeout (20 s, plus librdkafka's few seconds; under Flexisip's 30 s): 503, never a 200.
+    let asked = std::time::Instant::now();
+    let (status, body) = send(
+        &client,
+        &ingest.base,
+        &scale.key,
+        "POST",
+        "/api/stats/calls",
+        call_body("away-during", "mike@sip.example.org", 1_767_225_600),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (503, r#"{"message":"Service Unavailable"}"#)
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        asked.elapsed()
+    );
+    eprintln!("503 after {:?} with the broker away", asked.elapsed());
+
+    assert!(Command::new(&restart)
+        .arg("start")
+        .status()
+        .unwrap()
+        .success());
+    // The producer recovers once the broker is back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut n = 0;
+    loop {
+        let status = post_call(&client, &ingest, &scale.key, &event_id("away-after", n)).await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "while the producer reconnects");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no 200 within 90 s of the broker's return"
+        );
+        n += 1;
+    }
+    // The refused POST left no trace in the index: the same call is accepted now.
+    assert_eq!(
+        post_call(&client, &ingest, &scale.key, "away-during").await,
+        200
+    );
+    assert_eq!(
+        post_call(&client, &ingest, &scale.key, "away-during").await,
+        400
+    );
+}
+
+/// Starts the broker again when dropped: a failed assertion must not leave the tests that follow without it.
+struct BrokerBack(String);
+
+impl Drop for BrokerBack {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.0).arg("start").status();
+    }
 }
 
 /// The ClickHouse server scripts/services.sh started: its directory (from the config path) and pid.

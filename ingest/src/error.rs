@@ -25,6 +25,10 @@ pub enum IngestError {
     /// The log backend (Kafka, ClickHouse…) failed.
     #[error("event log backend: {0}")]
     Backend(String),
+    /// The broker did not take the event (away, or not confirming within the delivery timeout): nothing was
+    /// acknowledged, and the client may try again later.
+    #[error("event log unavailable: {0}")]
+    Unavailable(String),
     /// The ingest could not be set up.
     #[error("ingest setup: {0}")]
     Setup(String),
@@ -34,7 +38,7 @@ impl IngestError {
     /// The HTTP answer: 503 when the log cannot take the event now, 500 otherwise (cause logged, not sent).
     pub fn into_http(self) -> HttpError {
         match self {
-            IngestError::Saturated | IngestError::Closed => {
+            IngestError::Saturated | IngestError::Closed | IngestError::Unavailable(_) => {
                 HttpError::message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
             }
             other => HttpError::internal(other),

@@ -20,6 +20,8 @@ pub const QUEUE_DEPTH: &str = "flexiapi_ingest_queue_depth";
 pub const REJECTED: &str = "flexiapi_ingest_rejected_total";
 /// Counter: requests that had to wait for room in the writer queue.
 pub const ENQUEUE_WAITS: &str = "flexiapi_ingest_enqueue_waits_total";
+/// Counter: Kafka producers replaced after librdkafka declared one failed for good (scale mode).
+pub const PRODUCER_RESTARTS: &str = "flexiapi_ingest_producer_restarts_total";
 /// Counter: updates that arrived before their parent and were kept (label `kind`).
 pub const PENDING_KEPT: &str = "flexiapi_ingest_pending_kept_total";
 /// Counter: kept updates applied once their parent arrived.

@@ -15,8 +15,8 @@
 
 pub mod index;
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use flexiapi_core::Config;
@@ -80,6 +80,9 @@ struct Pending {
 /// meanwhile (its client gone) still has its delivered event applied.
 struct Deliveries {
     index: Arc<Mutex<Index>>,
+    /// Set when a report shows the producer can deliver nothing more (fenced: a broker that came back after
+    /// deliveries timed out gave its producer id away); the next request replaces it.
+    fenced: AtomicBool,
 }
 
 impl ClientContext for Deliveries {}
@@ -96,8 +99,12 @@ impl ProducerContext for Deliveries {
                 Ok(lock(&self.index).apply(&envelope))
             }
             Err((e, _)) => {
+                if e.rdkafka_error_code() == Some(RDKafkaErrorCode::ProducerFenced) {
+                    self.fenced.store(true, Ordering::Relaxed);
+                }
+                tracing::warn!(error = %e, "kafka delivery failed: answering 503");
                 lock(&self.index).abandon(&envelope.event);
-                Err(IngestError::Backend(format!("kafka delivery: {e}")))
+                Err(IngestError::Unavailable(format!("kafka delivery: {e}")))
             }
         };
         // The request may be gone; its event is applied all the same.
@@ -121,7 +128,9 @@ impl Drop for Unqueued<'_> {
 
 /// The Kafka event log of `flexiapi ingest`.
 pub struct KafkaLog {
-    producer: ThreadedProducer<Deliveries>,
+    /// Replaced whole when librdkafka declares it failed for good ([`KafkaLog::live_producer`]).
+    producer: RwLock<ThreadedProducer<Deliveries>>,
+    brokers: String,
     topic: Arc<str>,
     index: Arc<Mutex<Index>>,
     last_ack_us: AtomicI64,
@@ -136,17 +145,7 @@ impl KafkaLog {
             .ok_or_else(|| IngestError::Setup("FLEXIAPI_KAFKA_BROKERS is not set".into()))?;
         ensure_topic(&brokers, &config.kafka_topic, config.scale.kafka_partitions).await?;
         let index = Arc::new(Mutex::new(Index::new(1)));
-        let producer: ThreadedProducer<Deliveries> = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            // Flexisip gives up on a request after 30 s of silence: fail before that.
-            .set("message.timeout.ms", "25000")
-            .set("linger.ms", "1")
-            .create_with_context(Deliveries {
-                index: index.clone(),
-            })
-            .map_err(|e| IngestError::Setup(format!("kafka producer: {e}")))?;
+        let producer = new_producer(&brokers, &index)?;
         let topic = config.kafka_topic.clone();
         let capacity = config.scale.index_capacity;
         let window = config.scale.index_window;
@@ -161,11 +160,43 @@ impl KafkaLog {
         // Nothing was produced yet: the placeholder the delivery reports share is replaced whole.
         *lock(&index) = rebuilt;
         Ok(Arc::new(KafkaLog {
-            producer,
+            producer: RwLock::new(producer),
+            brokers: config.kafka_brokers.clone().unwrap_or_default(),
             topic: Arc::from(config.kafka_topic.as_str()),
             index,
             last_ack_us: AtomicI64::new(0),
         }))
+    }
+
+    /// The producer, or a new one when the current one failed for good: fenced (seen with Tansu when it comes
+    /// back after deliveries timed out) or a librdkafka fatal error. Only a new producer gets past these; without
+    /// this every later request would be answered 503 until a restart.
+    fn live_producer(&self) -> Result<ThreadedProducer<Deliveries>, IngestError> {
+        let current = self
+            .producer
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        if !failed(&current) {
+            return Ok(current);
+        }
+        drop(current);
+        let mut slot = self
+            .producer
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Another request may have replaced it meanwhile.
+        if failed(&slot) {
+            tracing::warn!(
+                fatal = ?slot.client().fatal_error(),
+                "kafka producer failed for good: starting a new one"
+            );
+            let failed = std::mem::replace(&mut *slot, new_producer(&self.brokers, &self.index)?);
+            metrics::counter!(crate::metrics::PRODUCER_RESTARTS).increment(1);
+            // Its drop joins its polling thread and waits for its purged messages: not on a request thread.
+            tokio::task::spawn_blocking(move || drop(failed));
+        }
+        Ok(slot.clone())
     }
 
     /// Acknowledgement time, strictly increasing on this node.
@@ -201,21 +232,28 @@ impl KafkaLog {
                 return Err(IngestError::Backend(format!("event encoding: {e}")));
             }
         };
+        let producer = match self.live_producer() {
+            Ok(producer) => producer,
+            Err(e) => {
+                lock(&self.index).abandon(&envelope.event);
+                return Err(e);
+            }
+        };
         let key = envelope.event.entity_id().to_owned();
         let (reply, outcome) = oneshot::channel();
         let pending = Box::new(Pending { envelope, reply });
         let record = BaseRecord::with_opaque_to(&self.topic, pending)
             .key(&key)
             .payload(&payload);
-        match self.producer.send(record) {
+        match producer.send(record) {
             Ok(()) => {}
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
-                self.enqueue_when_room(record.delivery_opaque, &key, &payload)
+                self.enqueue_when_room(&producer, record.delivery_opaque, &key, &payload)
                     .await?
             }
             Err((e, record)) => {
                 lock(&self.index).abandon(&record.delivery_opaque.envelope.event);
-                return Err(IngestError::Backend(format!("kafka produce: {e}")));
+                return Err(IngestError::Unavailable(format!("kafka produce: {e}")));
             }
         }
         outcome.await.map_err(|_| {
@@ -227,6 +265,7 @@ impl KafkaLog {
     /// request waits, rather than answering what the client would count as delivered.
     async fn enqueue_when_room(
         &self,
+        producer: &ThreadedProducer<Deliveries>,
         mut pending: Box<Pending>,
         key: &str,
         payload: &[u8],
@@ -240,7 +279,7 @@ impl KafkaLog {
             let record = BaseRecord::with_opaque_to(&self.topic, pending)
                 .key(key)
                 .payload(payload);
-            match self.producer.send(record) {
+            match producer.send(record) {
                 Ok(()) => {
                     // From here the delivery report settles the create.
                     unqueued.event = None;
@@ -249,10 +288,35 @@ impl KafkaLog {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
                     pending = record.delivery_opaque
                 }
-                Err((e, _)) => return Err(IngestError::Backend(format!("kafka produce: {e}"))),
+                Err((e, _)) => return Err(IngestError::Unavailable(format!("kafka produce: {e}"))),
             }
         }
     }
+}
+
+/// True when `producer` can deliver nothing more.
+fn failed(producer: &ThreadedProducer<Deliveries>) -> bool {
+    producer.context().fenced.load(Ordering::Relaxed) || producer.client().fatal_error().is_some()
+}
+
+/// An idempotent producer whose delivery reports update `index`.
+fn new_producer(
+    brokers: &str,
+    index: &Arc<Mutex<Index>>,
+) -> Result<ThreadedProducer<Deliveries>, IngestError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        // Flexisip gives up on a request after 30 s of silence: fail before that.
+        // (The answer comes a few seconds after this timeout.)
+        .set("message.timeout.ms", "20000")
+        .set("linger.ms", "1")
+        .create_with_context(Deliveries {
+            index: index.clone(),
+            fenced: AtomicBool::new(false),
+        })
+        .map_err(|e| IngestError::Setup(format!("kafka producer: {e}")))
 }
 
 /// The index; a plain mutex, as it is never held across an await.
@@ -270,7 +334,11 @@ impl EventLog for KafkaLog {
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             // Every reply already waited for its delivery; flush whatever a cancelled request left behind.
-            let producer = self.producer.clone();
+            let producer = self
+                .producer
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone();
             let _ =
                 tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await;
         })
