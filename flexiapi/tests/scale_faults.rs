@@ -382,8 +382,8 @@ async fn broker_away_past_the_delivery_timeout_answers_503_then_recovers() {
     let _serial = SERIAL.lock().await;
     let restart = service("FLEXIAPI_TEST_TANSU_RESTART_CMD");
     let scale = Scale::new(&[]);
-    let mut ingest = scale.spawn("ingest");
-    ingest.wait_ready(Duration::from_secs(90)).await;
+    let ch = scale.clickhouse();
+    let (ingest, _sink) = start_pipeline(&scale).await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
@@ -429,10 +429,11 @@ async fn broker_away_past_the_delivery_timeout_answers_503_then_recovers() {
     // The producer recovers once the broker is back.
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     let mut n = 0;
-    loop {
-        let status = post_call(&client, &ingest, &scale.key, &event_id("away-after", n)).await;
+    let after = loop {
+        let id = event_id("away-after", n);
+        let status = post_call(&client, &ingest, &scale.key, &id).await;
         if status == 200 {
-            break;
+            break id;
         }
         assert_eq!(status, 503, "while the producer reconnects");
         assert!(
@@ -440,7 +441,7 @@ async fn broker_away_past_the_delivery_timeout_answers_503_then_recovers() {
             "no 200 within 90 s of the broker's return"
         );
         n += 1;
-    }
+    };
     // The refused POST left no trace in the index: the same call is accepted now.
     assert_eq!(
         post_call(&client, &ingest, &scale.key, "away-during").await,
@@ -450,6 +451,12 @@ async fn broker_away_past_the_delivery_timeout_answers_503_then_recovers() {
         post_call(&client, &ingest, &scale.key, "away-during").await,
         400
     );
+    // The sink went on through the broker's absence: the calls acknowledged before and after are in ClickHouse.
+    let sql = format!(
+        "SELECT count() FROM calls FINAL WHERE id IN ('{WARMUP}', 'away-before', '{after}', 'away-during')"
+    );
+    let stored = || ch.number(&sql);
+    assert_eq!(wait_until(Duration::from_secs(120), 4, stored).await, 4);
 }
 
 /// Starts the broker again when dropped: a failed assertion must not leave the tests that follow without it.
